@@ -8,7 +8,11 @@ package backend
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
+	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +33,10 @@ type Config struct {
 	// IdleTimeout is how long an idle pooled connection may wait for reuse.
 	// Zero means 60s.
 	IdleTimeout time.Duration
+	// HintMargin is subtracted from an origin's "Keep-Alive: timeout=N"
+	// hint: a connection idle for N less this margin is not reused, so a
+	// request never meets the origin's own close. Zero means 1s.
+	HintMargin time.Duration
 	// MaxIdlePerServer caps idle pooled connections per server. Zero means 64.
 	MaxIdlePerServer int
 	// MaxConnsPerServer caps open connections (idle and busy) per server.
@@ -40,38 +48,174 @@ type Config struct {
 	MaxWaiters int
 }
 
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.DialTimeout, 5*time.Second)
+	def(&c.ResponseHeaderTimeout, 60*time.Second)
+	def(&c.IdleTimeout, 60*time.Second)
+	def(&c.HintMargin, time.Second)
+	if c.MaxIdlePerServer == 0 {
+		c.MaxIdlePerServer = 64
+	}
+	if c.MaxWaiters == 0 {
+		c.MaxWaiters = 1024
+	}
+}
+
+func (c *Config) validate() error {
+	if len(c.Servers) == 0 {
+		return errors.New("no servers")
+	}
+	for _, s := range c.Servers {
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			return fmt.Errorf("server %q: %v", s, err)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
+			return fmt.Errorf("server %q: want host:port", s)
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"DialTimeout": c.DialTimeout, "ResponseHeaderTimeout": c.ResponseHeaderTimeout,
+		"IdleTimeout": c.IdleTimeout, "HintMargin": c.HintMargin,
+	} {
+		if d < 0 {
+			return fmt.Errorf("%s is negative", name)
+		}
+	}
+	if c.MaxIdlePerServer < 0 || c.MaxConnsPerServer < 0 || c.MaxWaiters < 0 {
+		return errors.New("negative connection limit")
+	}
+	return nil
+}
+
 // ServerStats is a snapshot of one origin server's pool counters.
 type ServerStats struct {
 	Addr    string `json:"addr"`
-	Opened  uint64 `json:"opened"`
-	Reused  uint64 `json:"reused"`
-	Closed  uint64 `json:"closed"`
-	Retried uint64 `json:"retried"`
-	Failed  uint64 `json:"failed"`
+	Opened  uint64 `json:"opened"`  // connections dialed
+	Reused  uint64 `json:"reused"`  // requests sent on a pooled connection
+	Retried uint64 `json:"retried"` // requests retried on a fresh connection
+	Failed  uint64 `json:"failed"`  // requests that got no response
 	Idle    int    `json:"idle"`
 	Busy    int    `json:"busy"`
+	// Retired counts connections closed, by reason.
+	Retired struct {
+		IdleTimeout uint64 `json:"idle_timeout"`
+		OriginHint  uint64 `json:"origin_hint"`
+		OriginClose uint64 `json:"origin_close"`
+		Error       uint64 `json:"error"`
+		Excess      uint64 `json:"excess_idle"`
+		Shutdown    uint64 `json:"shutdown"`
+	} `json:"retired"`
 }
 
 // ErrPoolFull is returned when a server's connection limit is reached and
 // its wait queue is full.
-var ErrPoolFull = errors.New("backend: connection pool full")
+var ErrPoolFull = errors.New("connection pool full")
 
 // Backend is an http.RoundTripper that sends requests over pooled HTTP/1.1
 // connections to its origin servers.
-type Backend struct{}
+type Backend struct {
+	name  string
+	pools []*pool
+	next  atomic.Uint32 // round-robin cursor
+}
 
 var _ http.RoundTripper = (*Backend)(nil)
 
 // New validates cfg and returns a Backend. It dials nothing.
-func New(cfg Config) (*Backend, error) { return nil, errors.New("backend: TODO") }
+func New(cfg Config) (*Backend, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
+	}
+	cfg.setDefaults()
+	b := &Backend{name: cfg.Name}
+	for _, addr := range cfg.Servers {
+		b.pools = append(b.pools, newPool(addr, &cfg))
+	}
+	return b, nil
+}
 
-// RoundTrip implements http.RoundTripper.
+// RoundTrip implements http.RoundTripper. The request goes to the next
+// server in turn; a server that cannot be dialed is passed over, since the
+// request never left. req.Body is closed, as the interface requires.
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
-	return nil, errors.New("backend: TODO")
+	start := b.pick()
+	var err error
+	for i := range b.pools {
+		p := b.pools[(start+i)%len(b.pools)]
+		var resp *http.Response
+		if resp, err = p.roundTrip(req); err == nil {
+			return resp, nil
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.Op != "dial" || req.Context().Err() != nil {
+			break
+		}
+	}
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	return nil, err
+}
+
+// roundTrip sends req to this server. A failure the exchange reports as
+// retryable (a reused connection that died before answering a request
+// without content) is retried once, on a fresh connection, for idempotent
+// requests only (RFC 9110 §9.2.2): a request that may have reached the
+// origin is never sent twice unless repeating it is harmless.
+func (p *pool) roundTrip(req *http.Request) (*http.Response, error) {
+	fresh := false
+	for {
+		c, reused, err := p.get(req.Context(), fresh)
+		if err != nil {
+			p.failed.Add(1)
+			return nil, err
+		}
+		ex := &exchange{p: p, c: c, req: req, reused: reused}
+		resp, retryable, err := ex.roundTrip()
+		if err == nil {
+			return resp, nil
+		}
+		if retryable && !fresh && idempotent(req) {
+			p.retried.Add(1)
+			fresh = true
+			continue
+		}
+		p.failed.Add(1)
+		return nil, err
+	}
+}
+
+// idempotent reports whether sending req twice is harmless: an idempotent
+// method (RFC 9110 §9.2.2), or an Idempotency-Key the client chose for
+// that purpose, as net/http's Transport also honours.
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	_, key := req.Header["Idempotency-Key"]
+	return key
 }
 
 // Stats returns a snapshot of every server's pool.
-func (b *Backend) Stats() []ServerStats { return nil }
+func (b *Backend) Stats() []ServerStats {
+	out := make([]ServerStats, len(b.pools))
+	for i, p := range b.pools {
+		out[i] = p.stats()
+	}
+	return out
+}
 
 // Close closes idle connections and makes busy ones close when released.
-func (b *Backend) Close() error { return nil }
+func (b *Backend) Close() error {
+	for _, p := range b.pools {
+		p.close()
+	}
+	return nil
+}

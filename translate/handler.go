@@ -6,8 +6,12 @@
 package translate
 
 import (
-	"errors"
+	"context"
+	"log/slog"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
 )
 
 // Route sends requests whose host and path match to a named backend.
@@ -31,17 +35,133 @@ type Config struct {
 	Backends map[string]http.RoundTripper
 	// Via is the pseudonym this proxy adds to Via fields. Empty means "hoplite".
 	Via string
+	// Logger receives upstream failures. Nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Handler is the proxy http.Handler.
-type Handler struct{}
+type Handler struct {
+	routes []route
+	via    viaValues
+	log    *slog.Logger
+}
 
 var _ http.Handler = (*Handler)(nil)
 
 // New validates cfg and returns a Handler.
-func New(cfg Config) (*Handler, error) { return nil, errors.New("translate: TODO") }
+func New(cfg Config) (*Handler, error) {
+	routes, err := compileRoutes(cfg.Routes, cfg.Backends)
+	if err != nil {
+		return nil, err
+	}
+	pseudonym := cfg.Via
+	if pseudonym == "" {
+		pseudonym = "hoplite"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{routes: routes, via: newVia(pseudonym), log: log}, nil
+}
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP proxies one request.
+//
+// The request arrives over HTTP/1.x, HTTP/2 or HTTP/3; the frontend has
+// already enforced that protocol's own rules. Here it becomes an HTTP/1.1
+// request for the origin: same method, target, Host and end-to-end fields,
+// without the hop-by-hop fields, with Via and X-Forwarded-* added, and with
+// its content framed for the upstream hop by the backend. The response
+// comes back the same way: hop-by-hop fields removed, Via added, the status
+// and end-to-end fields passed on, the content streamed as it arrives and
+// trailers passed on after it. A failure before the response header
+// becomes 502, 503 or 504 (errors.go); a failure after it can only cut the
+// response short, which the frontend signals to the client as an error
+// (HTTP/1.1: the connection closes; HTTP/2 and HTTP/3: the stream resets).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	http.Error(w, "TODO", http.StatusNotImplemented)
+	rt := h.match(r)
+	if rt == nil {
+		h.fail(w, r, "", errNoRoute)
+		return
+	}
+	if r.Method == http.MethodConnect {
+		h.fail(w, r, rt.name, errUnsupported)
+		return
+	}
+	out := h.outgoing(w, r)
+	resp, err := rt.rt.RoundTrip(out)
+	if err != nil {
+		h.fail(w, r, rt.name, err)
+		return
+	}
+	defer resp.Body.Close()
+
+	removeHopByHop(resp.Header)
+	addVia(resp.Header, h.via.forProto(resp.ProtoMajor, resp.ProtoMinor))
+	dst := w.Header()
+	for k, vv := range resp.Header {
+		dst[k] = vv
+	}
+	w.WriteHeader(resp.StatusCode)
+	if err := copyBody(w, resp.Body); err != nil {
+		h.log.Debug("response cut short", "method", r.Method, "uri", r.RequestURI, "backend", rt.name, "err", err)
+		// The standard way to tell net/http, x/net/http2 and quic-go/http3
+		// that the response is incomplete: the server recovers it silently
+		// and aborts the connection or stream.
+		panic(http.ErrAbortHandler)
+	}
+	copyTrailers(dst, resp.Trailer)
+}
+
+// outgoing builds the upstream request. The downstream header is copied,
+// not changed in place: net/http still reads it after the handler (for
+// example HTTP/1.0 keep-alive).
+func (h *Handler) outgoing(w http.ResponseWriter, r *http.Request) *http.Request {
+	ctx := r.Context()
+	if r.ProtoAtLeast(1, 1) {
+		ctx = withInterimForwarding(ctx, w)
+	}
+	out := r.WithContext(ctx)
+	out.URL = &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	if out.URL.Path == "" {
+		out.URL.Path = "/"
+	}
+	out.RequestURI = ""
+	out.Header = r.Header.Clone()
+	if out.Header == nil {
+		out.Header = make(http.Header)
+	}
+	removeHopByHop(out.Header)
+	addVia(out.Header, h.via.forProto(r.ProtoMajor, r.ProtoMinor))
+	setForwarded(out.Header, r)
+	out.Body, out.ContentLength = requestContent(w, r)
+	if out.Trailer != nil {
+		removeHopByHop(out.Trailer)
+	}
+	return out
+}
+
+// withInterimForwarding passes the origin's 1xx responses (103 Early
+// Hints and others; not 100, which each hop answers itself) to the client
+// through net/http's interim response support. HTTP/1.0 clients get none
+// (RFC 9110 §15.2).
+func withInterimForwarding(ctx context.Context, w http.ResponseWriter) context.Context {
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
+			h := w.Header()
+			saved := h.Clone()
+			hdr := http.Header(header)
+			removeHopByHop(hdr)
+			for k, vv := range hdr {
+				h[k] = vv
+			}
+			w.WriteHeader(code)
+			// The interim fields must not leak into the final response.
+			clear(h)
+			for k, vv := range saved {
+				h[k] = vv
+			}
+			return nil
+		},
+	})
 }

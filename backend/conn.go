@@ -1,0 +1,51 @@
+package backend
+
+import (
+	"bufio"
+	"net"
+	"sync"
+	"time"
+)
+
+// conn is one upstream connection. While busy it belongs to the request
+// that holds it; while idle, its fields are guarded by the pool's mutex.
+type conn struct {
+	nc net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+
+	created  time.Time
+	requests int // responses completed on this connection
+
+	// Set when the connection goes idle: when it must no longer be reused,
+	// and which retirement reason applies then.
+	expires      time.Time
+	expiryReason retireReason
+}
+
+func newConn(nc net.Conn) *conn {
+	return &conn{
+		nc:      nc,
+		br:      bufio.NewReaderSize(nc, 8<<10),
+		bw:      bufio.NewWriterSize(nc, 4<<10),
+		created: time.Now(),
+	}
+}
+
+// alive reports whether an idle connection may be reused. An idle HTTP/1.1
+// connection has nothing to read: if it is readable, the origin either
+// closed it (EOF, RST) or sent bytes no request asked for, and either way
+// a request sent on it would be lost or answered wrongly (RFC 9112 §9.3.1,
+// §9.6).
+func (c *conn) alive() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	return peekAlive(c.nc)
+}
+
+// aLongTimeAgo is a deadline in the past, set to unblock I/O at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// copyBufPool holds buffers for copying request bodies.
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

@@ -1,0 +1,47 @@
+package backend
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error is every error RoundTrip returns for a failure on the upstream hop.
+// It records the operation and server, and describes itself through
+// behaviour methods (as net.Error does) so that the consumer can choose a
+// status without importing this package: Timeout (504), Unavailable (503).
+type Error struct {
+	Op   string // "dial", "write", "read header", "read body", "pool"
+	Addr string // origin server, empty when none was chosen
+	Err  error
+
+	timeout     bool // the origin did not answer in time
+	unavailable bool // no connection could be had (pool full, no server)
+}
+
+func (e *Error) Error() string {
+	if e.Addr == "" {
+		return fmt.Sprintf("backend: %s: %v", e.Op, e.Err)
+	}
+	return fmt.Sprintf("backend: %s %s: %v", e.Op, e.Addr, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Timeout reports whether the origin failed to answer in time.
+func (e *Error) Timeout() bool { return e.timeout }
+
+// Unavailable reports whether the request was refused for lack of capacity
+// and never reached an origin.
+func (e *Error) Unavailable() bool { return e.unavailable }
+
+// Framing errors: the upstream message cannot be delimited with certainty.
+// RFC 9112 §6.3 and §11.2: such a connection is closed, never reused, and
+// the message is not forwarded.
+var (
+	errMalformed        = errors.New("malformed response")
+	errFraming          = errors.New("response framing in doubt")
+	errHeaderTooLarge   = errors.New("response header too large")
+	errBodyShort        = errors.New("request body shorter than its Content-Length")
+	errInvalidField     = errors.New("invalid header field in request")
+	errUnsupportedProto = errors.New("switching protocols is not supported")
+)

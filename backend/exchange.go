@@ -1,0 +1,306 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// maxResponseHeaderBytes bounds a response's status line and header
+// section, as nginx's proxy_buffer_size does; larger is a 502.
+const maxResponseHeaderBytes = 64 << 10
+
+// exchange is one request and its response on one connection.
+//
+// The request head is written first. A request without content is flushed
+// with it and the response header timer starts at once. A request with
+// content is written by a goroutine of its own, so that an origin that
+// answers before reading all of it (RFC 9110 §15.5.14, or an early error)
+// is heard; the timer then starts when the content is written.
+//
+// The connection goes back to the pool only when the response content was
+// read to its end, the request content was written to its end, and neither
+// side asked to close. Anything else closes it: that is how a client that
+// vanishes mid-body costs a connection instead of poisoning the pool.
+type exchange struct {
+	p      *pool
+	c      *conn
+	req    *http.Request
+	reused bool
+	stop   func() bool // stops the context watcher
+
+	mu        sync.Mutex
+	gotHeader bool // guarded by mu
+
+	writeDone chan error // the content writer's result; nil without content
+	finished  atomic.Bool
+	head      *responseHead
+}
+
+// roundTrip runs the exchange. retryable reports a failure that happened on
+// a reused connection before any byte of the response arrived, with no
+// request content consumed: the classic race with an origin closing an
+// idle connection, which the caller may retry on a fresh connection.
+func (ex *exchange) roundTrip() (resp *http.Response, retryable bool, err error) {
+	c, req := ex.c, ex.req
+	ctx := req.Context()
+	ex.stop = context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
+
+	framing := framingOf(req)
+	if err := writeRequestHead(c.bw, req, framing); err != nil {
+		ex.abort()
+		return nil, false, &Error{Op: "write", Addr: ex.p.addr, Err: err}
+	}
+	if framing == frameNone {
+		if err := c.bw.Flush(); err != nil {
+			ex.abort()
+			return nil, ex.reused && ctx.Err() == nil, ex.wrap("write", err)
+		}
+		ex.armHeaderTimer()
+	} else {
+		ex.writeDone = make(chan error, 1)
+		go ex.writeContent(framing)
+	}
+
+	// Wait for the first byte separately: its absence on a reused
+	// connection is what makes a retry safe.
+	if _, err := c.br.Peek(1); err != nil {
+		werr := ex.contentError()
+		ex.abort()
+		if werr != nil {
+			return nil, false, ex.wrap("write", werr)
+		}
+		return nil, ex.reused && framing == frameNone && connGone(err) && ctx.Err() == nil, ex.wrap("read header", err)
+	}
+	head, err := readResponseHead(c.br, req.Method, maxResponseHeaderBytes, got1xx(ctx))
+	if err != nil {
+		ex.abort()
+		return nil, false, ex.wrap("read header", err)
+	}
+	ex.headerArrived()
+	ex.head = head
+	return ex.response(), false, nil
+}
+
+// writeContent runs on its own goroutine for requests with content.
+func (ex *exchange) writeContent(framing requestFraming) {
+	err := writeRequestBody(ex.c.bw, ex.req, framing)
+	if err == nil {
+		err = ex.c.bw.Flush()
+	}
+	ex.req.Body.Close()
+	if err == nil {
+		ex.armHeaderTimer()
+	}
+	ex.writeDone <- err
+	if err != nil {
+		// Unblock the response reader, which finds err above: the exchange
+		// cannot succeed.
+		ex.c.nc.SetDeadline(aLongTimeAgo)
+	}
+}
+
+// contentError returns the content writer's error if it has finished with
+// one; it does not wait.
+func (ex *exchange) contentError() error {
+	if ex.writeDone == nil {
+		return nil
+	}
+	select {
+	case err := <-ex.writeDone:
+		ex.writeDone <- err // keep it for finish
+		return err
+	default:
+		return nil
+	}
+}
+
+// armHeaderTimer starts the response header timeout, unless the header is
+// already here.
+func (ex *exchange) armHeaderTimer() {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if !ex.gotHeader {
+		ex.setReadDeadline(time.Now().Add(ex.p.cfg.ResponseHeaderTimeout))
+	}
+}
+
+func (ex *exchange) headerArrived() {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	ex.gotHeader = true
+	ex.setReadDeadline(time.Time{})
+}
+
+// setReadDeadline sets a deadline without undoing a cancellation: the
+// context watcher may have set a past deadline just before.
+func (ex *exchange) setReadDeadline(t time.Time) {
+	ex.c.nc.SetReadDeadline(t)
+	if ex.req.Context().Err() != nil {
+		ex.c.nc.SetDeadline(aLongTimeAgo)
+	}
+}
+
+// response builds the http.Response for the parsed head.
+func (ex *exchange) response() *http.Response {
+	h := ex.head
+	resp := &http.Response{
+		Status:        strconv.Itoa(h.status) + " " + h.reason,
+		StatusCode:    h.status,
+		Proto:         "HTTP/1." + strconv.Itoa(h.protoMinor),
+		ProtoMajor:    1,
+		ProtoMinor:    h.protoMinor,
+		Header:        h.header,
+		ContentLength: -1,
+		Close:         h.close,
+		Request:       ex.req,
+	}
+	br := ex.c.br
+	switch n := h.bodyLength; {
+	case n == 0:
+		resp.ContentLength = 0
+		resp.Body = http.NoBody
+		ex.finish(nil)
+	case n > 0:
+		resp.ContentLength = n
+		resp.Body = &body{r: &lengthReader{br: br, remaining: n}, ex: ex}
+	case n == lengthChunked:
+		// The Trailer field announces trailer names (RFC 9110 §6.6.2); the
+		// values arrive after the content, as with net/http.
+		resp.Trailer = announcedTrailers(h.header)
+		resp.TransferEncoding = []string{"chunked"}
+		resp.Body = &body{r: &chunkedReader{br: br, trailer: resp.Trailer}, ex: ex}
+	default:
+		resp.Body = &body{r: eofReader{br: br}, ex: ex}
+	}
+	delete(h.header, "Transfer-Encoding")
+	return resp
+}
+
+func announcedTrailers(h http.Header) http.Header {
+	t := make(http.Header)
+	for _, v := range h["Trailer"] {
+		for _, name := range splitList(v) {
+			t[textproto.CanonicalMIMEHeaderKey(name)] = nil
+		}
+	}
+	return t
+}
+
+// body is the Response.Body: it gives the connection back when the content
+// was read to its end, and closes it on any other outcome.
+type body struct {
+	r  io.Reader
+	ex *exchange
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.ex.finished.Load() {
+		return 0, io.EOF
+	}
+	n, err := b.r.Read(p)
+	switch {
+	case err == io.EOF:
+		b.ex.finish(nil)
+	case err != nil:
+		err = b.ex.wrap("read body", err)
+		b.ex.finish(err)
+	}
+	return n, err
+}
+
+// Close before the end abandons the content: the connection is closed, as
+// draining an unknown amount could cost more than a new connection.
+func (b *body) Close() error {
+	b.ex.finish(errAbandoned)
+	return nil
+}
+
+var errAbandoned = errors.New("response body closed before its end")
+
+// finish ends the exchange once: err == nil means the response content was
+// read to its end.
+func (ex *exchange) finish(err error) {
+	if !ex.finished.CompareAndSwap(false, true) {
+		return
+	}
+	// If the context watcher already ran, it set a past deadline on the
+	// connection: it cannot be reused.
+	watched := ex.stop()
+	reason := keep
+	switch {
+	case !watched:
+		reason = retireError
+	case err != nil:
+		reason = retireError
+	case ex.head.close:
+		reason = retireOriginClose
+	}
+	if ex.writeDone != nil {
+		select {
+		case werr := <-ex.writeDone:
+			if werr != nil {
+				reason = retireError
+			}
+		default:
+			// Content still being written after a complete response: the
+			// origin will not read the rest as content, close.
+			reason = retireError
+			go ex.req.Body.Close()
+		}
+	}
+	c := ex.c
+	c.requests++
+	if reason == keep {
+		reason = ex.p.setExpiry(c, ex.head.hint)
+	}
+	ex.p.put(c, reason)
+}
+
+// abort ends an exchange that failed before a response: the connection
+// state is unknown, so it is closed.
+func (ex *exchange) abort() {
+	if !ex.finished.CompareAndSwap(false, true) {
+		return
+	}
+	ex.stop()
+	if ex.writeDone != nil {
+		// The writer may be blocked reading a slow client's content; closing
+		// that content unblocks it, and it finds the connection closed.
+		go ex.req.Body.Close()
+	}
+	ex.p.put(ex.c, retireError)
+}
+
+// wrap turns an I/O error into an *Error, telling a timeout from a
+// cancellation.
+func (ex *exchange) wrap(op string, err error) error {
+	if ctxErr := ex.req.Context().Err(); ctxErr != nil {
+		return &Error{Op: op, Addr: ex.p.addr, Err: ctxErr}
+	}
+	return &Error{Op: op, Addr: ex.p.addr, Err: err, timeout: errors.Is(err, os.ErrDeadlineExceeded)}
+}
+
+// connGone reports the errors of a connection the origin closed.
+func connGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// got1xx forwards interim responses to the caller's httptrace hook, the
+// interface net/http's Transport offers for them.
+func got1xx(ctx context.Context) func(int, http.Header) error {
+	trace := httptrace.ContextClientTrace(ctx)
+	if trace == nil || trace.Got1xxResponse == nil {
+		return nil
+	}
+	return func(code int, h http.Header) error { return trace.Got1xxResponse(code, textproto.MIMEHeader(h)) }
+}

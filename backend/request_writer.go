@@ -1,0 +1,240 @@
+package backend
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// requestFraming is how a request's content is delimited on the HTTP/1.1
+// hop (RFC 9112 §6).
+type requestFraming int
+
+const (
+	frameNone    requestFraming = iota // no content
+	frameLength                        // Content-Length
+	frameChunked                       // Transfer-Encoding: chunked
+)
+
+// framingOf decides the request framing. It follows http.Request's client
+// conventions: ContentLength > 0 is exact; 0 with a nil or http.NoBody Body
+// means no content; otherwise the length is unknown and the content goes
+// chunked, which every HTTP/1.1 origin must accept (RFC 9112 §7.1).
+// Callers that know a body is empty set Body to nil.
+func framingOf(req *http.Request) requestFraming {
+	switch {
+	case req.Body == nil || req.Body == http.NoBody:
+		return frameNone
+	case req.ContentLength > 0:
+		return frameLength
+	default:
+		return frameChunked
+	}
+}
+
+// writeRequestHead writes the request line and header section. Fields are
+// written in sorted order so that the same request always produces the
+// same bytes, whatever the client protocol (the protocol matrix relies on
+// it). Framing fields come from framing, never from req.Header: the caller
+// must already have removed hop-by-hop fields, and any Content-Length or
+// Transfer-Encoding left in req.Header is ignored rather than trusted.
+func writeRequestHead(w *bufio.Writer, req *http.Request, framing requestFraming) error {
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	if !validMethod(method) {
+		return fmt.Errorf("%w: method %q", errInvalidField, method)
+	}
+	target := req.URL.RequestURI()
+	if !validTarget(target) {
+		return fmt.Errorf("%w: request target %q", errInvalidField, target)
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	// RFC 9112 §3.2: a client MUST send Host in every HTTP/1.1 request.
+	if !httpguts.ValidHostHeader(host) {
+		return fmt.Errorf("%w: host %q", errInvalidField, host)
+	}
+	w.WriteString(method)
+	w.WriteByte(' ')
+	w.WriteString(target)
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(host)
+	w.WriteString("\r\n")
+
+	if err := writeFields(w, req.Header, skipOnRequest); err != nil {
+		return err
+	}
+	switch framing {
+	case frameLength:
+		w.WriteString("Content-Length: ")
+		w.WriteString(strconv.FormatInt(req.ContentLength, 10))
+		w.WriteString("\r\n")
+	case frameChunked:
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+		if len(req.Trailer) > 0 {
+			// RFC 9110 §6.6.2: announce the trailer fields to come.
+			w.WriteString("Trailer: ")
+			for i, k := range sortedKeys(req.Trailer) {
+				if !httpguts.ValidHeaderFieldName(k) {
+					return fmt.Errorf("%w: trailer name %q", errInvalidField, k)
+				}
+				if i > 0 {
+					w.WriteString(", ")
+				}
+				w.WriteString(k)
+			}
+			w.WriteString("\r\n")
+		}
+	case frameNone:
+		// RFC 9110 §8.6: a request whose method gives content a meaning
+		// should say its length even when it is empty.
+		if methodExpectsContent(method) {
+			w.WriteString("Content-Length: 0\r\n")
+		}
+	}
+	_, err := w.WriteString("\r\n")
+	return err
+}
+
+// skipOnRequest lists the fields writeRequestHead writes itself.
+func skipOnRequest(k string) bool {
+	switch k {
+	case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+		return true
+	}
+	return false
+}
+
+// writeFields writes h in sorted key order, validating every name and value
+// so that nothing the caller passes can split a field or a message
+// (RFC 9110 §5.1, §5.5).
+func writeFields(w *bufio.Writer, h http.Header, skip func(string) bool) error {
+	for _, k := range sortedKeys(h) {
+		if skip(k) {
+			continue
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("%w: name %q", errInvalidField, k)
+		}
+		for _, v := range h[k] {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("%w: value of %s", errInvalidField, k)
+			}
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	return nil
+}
+
+func sortedKeys(h http.Header) []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// writeRequestBody copies the content in the chosen framing, flushing as
+// data arrives so that a streamed upload reaches the origin as it is
+// produced. A Content-Length body that ends early is an error: the origin
+// would otherwise wait for bytes that never come, or read the next request
+// as content.
+func writeRequestBody(w *bufio.Writer, req *http.Request, framing requestFraming) error {
+	bufp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bufp)
+	buf := *bufp
+	switch framing {
+	case frameLength:
+		remaining := req.ContentLength
+		for remaining > 0 {
+			n, err := req.Body.Read(buf[:min(int64(len(buf)), remaining)])
+			if n > 0 {
+				remaining -= int64(n)
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					return werr
+				}
+				if werr := w.Flush(); werr != nil {
+					return werr
+				}
+			}
+			if err == io.EOF {
+				if remaining > 0 {
+					return errBodyShort
+				}
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	case frameChunked:
+		for {
+			n, err := req.Body.Read(buf)
+			if n > 0 {
+				// RFC 9112 §7.1: chunk = chunk-size CRLF chunk-data CRLF.
+				w.WriteString(strconv.FormatInt(int64(n), 16))
+				w.WriteString("\r\n")
+				w.Write(buf[:n])
+				w.WriteString("\r\n")
+				if werr := w.Flush(); werr != nil {
+					return werr
+				}
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+		// RFC 9112 §7.1: last-chunk, then the trailer section, then CRLF.
+		w.WriteString("0\r\n")
+		if err := writeFields(w, req.Trailer, func(string) bool { return false }); err != nil {
+			return err
+		}
+		w.WriteString("\r\n")
+		return w.Flush()
+	}
+	return nil
+}
+
+// validMethod reports whether m is a token (RFC 9110 §9.1).
+func validMethod(m string) bool {
+	for i := 0; i < len(m); i++ {
+		if !httpguts.IsTokenRune(rune(m[i])) {
+			return false
+		}
+	}
+	return m != ""
+}
+
+// validTarget rejects a request target that would break the request line.
+func validTarget(t string) bool {
+	if t == "" {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func methodExpectsContent(m string) bool {
+	return m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch
+}

@@ -1,0 +1,122 @@
+package translate
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBody streams the response content to the client. Each read is
+// written and flushed at once unless it was the last, so that streamed
+// responses (server-sent events, long polls) reach the client as the
+// origin produces them, while a response read in one go costs no extra
+// flush.
+func copyBody(w http.ResponseWriter, src io.Reader) error {
+	flusher, _ := w.(http.Flusher)
+	bufp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bufp)
+	buf := *bufp
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if rerr == nil && flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// copyTrailers passes the origin's trailer fields on, after the content.
+// http.TrailerPrefix declares them whether or not the origin announced
+// them in a Trailer field; net/http, x/net/http2 and quic-go/http3 all
+// honour it. Hop-by-hop fields are not trailers anyone may forward.
+func copyTrailers(dst, trailer http.Header) {
+	if len(trailer) == 0 {
+		return
+	}
+	removeHopByHop(trailer)
+	for k, vv := range trailer {
+		if len(vv) > 0 {
+			dst[http.TrailerPrefix+k] = vv
+		}
+	}
+}
+
+// probeWait bounds how long requestContent waits to learn whether a
+// request of unknown length has any content.
+const probeWait = 50 * time.Millisecond
+
+// readDeadliner is implemented by the response writers of net/http, x/net
+// http2 and quic-go http3.
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
+// requestContent returns the upstream request's content and length, as the
+// backend's http.Request conventions want them: nil for no content.
+//
+// HTTP/3 does not tell a request without content from one whose length is
+// unknown until the stream's end arrives, so quic-go gives -1 for both. For
+// methods that rarely carry content, one short read settles it, and a GET
+// does not reach the origin as an empty chunked message.
+func requestContent(w http.ResponseWriter, r *http.Request) (io.ReadCloser, int64) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil, 0
+	}
+	if r.ContentLength > 0 || !usuallyBodiless(r.Method) {
+		return r.Body, r.ContentLength
+	}
+	var one [1]byte
+	rd, canWait := w.(readDeadliner)
+	if canWait {
+		rd.SetReadDeadline(time.Now().Add(probeWait))
+	}
+	n, err := io.ReadFull(r.Body, one[:])
+	if canWait {
+		rd.SetReadDeadline(time.Time{})
+	}
+	switch {
+	case err == io.EOF:
+		return nil, 0
+	case n == 1:
+		return readCloser{io.MultiReader(bytes.NewReader(one[:]), r.Body), r.Body}, -1
+	case isTimeout(err):
+		return r.Body, -1
+	}
+	// The content failed; let the backend meet the same error.
+	return readCloser{io.MultiReader(errReader{err}), r.Body}, -1
+}
+
+func usuallyBodiless(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+func isTimeout(err error) bool {
+	var t timeoutError
+	return errors.As(err, &t) && t.Timeout()
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }

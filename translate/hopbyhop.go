@@ -1,0 +1,37 @@
+package translate
+
+import (
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// hopByHop lists the fields that describe one connection, not the message,
+// and so never cross a hop (RFC 9110 §7.6.1; RFC 9112 §6.1 for
+// Transfer-Encoding, §9.6 and Appendix C.2.2 for Keep-Alive and
+// Proxy-Connection; RFC 9110 §10.1.4 for TE, §7.8 for Upgrade). This is
+// hoplite's only copy of the list; everything else calls removeHopByHop.
+var hopByHop = [...]string{
+	"Connection",
+	"Keep-Alive",
+	"Proxy-Connection",
+	"Te",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// removeHopByHop deletes the hop-by-hop fields from h, and first every
+// field the Connection field names: RFC 9110 §7.6.1 lets a sender mark any
+// field as meant for the next hop only.
+func removeHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for opt := range strings.SplitSeq(v, ",") {
+			if opt = strings.TrimSpace(opt); opt != "" {
+				delete(h, textproto.CanonicalMIMEHeaderKey(opt))
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		delete(h, k)
+	}
+}
