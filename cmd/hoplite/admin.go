@@ -1,0 +1,49 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"hoplite/backend"
+)
+
+// adminHandler serves the admin endpoint:
+//
+//	GET /healthz  "ok"
+//	GET /stats    {"backends":{"NAME":[backend.ServerStats, ...]}}
+//
+// Everything else is 404. It is plain HTTP and has no authentication, so
+// it belongs on a loopback or otherwise private address.
+func adminHandler(stats func() map[string][]backend.ServerStats) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.NotFound(w, r)
+			return
+		}
+		switch r.URL.Path {
+		case "/healthz":
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			w.Write([]byte("ok\n"))
+		case "/stats":
+			m := stats()
+			for name, s := range m {
+				if s == nil {
+					m[name] = []backend.ServerStats{} // [] rather than null
+				}
+			}
+			body, err := json.MarshalIndent(struct {
+				Backends map[string][]backend.ServerStats `json:"backends"`
+			}{m}, "", "  ")
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.Write(append(body, '\n'))
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}

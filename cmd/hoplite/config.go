@@ -1,0 +1,197 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"hoplite/backend"
+	"hoplite/frontend"
+	"hoplite/tlsconf"
+	"hoplite/translate"
+)
+
+// Config is the config file. default.yaml documents every field; zero
+// values mean "the component's default".
+type Config struct {
+	Listen      string                   `yaml:"listen"`
+	HTTP3       *bool                    `yaml:"http3"` // nil means true
+	PlainListen string                   `yaml:"plain_listen"`
+	Admin       string                   `yaml:"admin"`
+	DataDir     string                   `yaml:"data_dir"`
+	TLS         TLSConfig                `yaml:"tls"`
+	Downstream  DownstreamConfig         `yaml:"downstream"`
+	Routes      []RouteConfig            `yaml:"routes"`
+	Backends    map[string]BackendConfig `yaml:"backends"`
+
+	src *source // where the config came from; set by parseConfig
+}
+
+// TLSConfig selects the certificate source: cert and key files, or
+// neither for the internal CA.
+type TLSConfig struct {
+	Cert  string   `yaml:"cert"`
+	Key   string   `yaml:"key"`
+	Names []string `yaml:"names"`
+}
+
+// DownstreamConfig holds client-side limits; zero means frontend's default.
+type DownstreamConfig struct {
+	ReadHeaderTimeout    Duration `yaml:"read_header_timeout"`
+	IdleTimeout          Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes       Size     `yaml:"max_header_bytes"`
+	MaxConcurrentStreams uint32   `yaml:"max_concurrent_streams"`
+	MaxReadFrameSize     Size     `yaml:"max_read_frame_size"`
+}
+
+// RouteConfig sends matching requests to a backend.
+type RouteConfig struct {
+	Host    string `yaml:"host"`
+	Path    string `yaml:"path"`
+	Backend string `yaml:"backend"`
+}
+
+// BackendConfig is one backend; zero means backend's default.
+type BackendConfig struct {
+	Servers           []string `yaml:"servers"`
+	ConnectTimeout    Duration `yaml:"connect_timeout"`
+	ResponseTimeout   Duration `yaml:"response_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	MaxIdlePerServer  int      `yaml:"max_idle_per_server"`
+	MaxConnsPerServer int      `yaml:"max_conns_per_server"`
+	MaxWaiters        int      `yaml:"max_waiters"`
+}
+
+// plan is everything a Config decides, in the shape of the components'
+// own Config types. build (run.go) adds what only exists at run time: the
+// *tls.Config, the logger and the backends' transports.
+type plan struct {
+	TLS        tlsconf.Config
+	InternalCA bool
+	Frontend   frontend.Config  // TLSConfig and Logger unset
+	Translate  translate.Config // Backends unset
+	Backends   []backend.Config // sorted by name
+	Admin      string
+}
+
+// plan maps a validated Config onto the components' configs. It is the
+// only place that knows both shapes. dataDir is the resolved data
+// directory (see resolveDataDir).
+func (c *Config) plan(dataDir string) plan {
+	p := plan{
+		TLS: tlsconf.Config{
+			CertFile: c.TLS.Cert,
+			KeyFile:  c.TLS.Key,
+			DataDir:  dataDir,
+			Names:    slices.Clone(c.TLS.Names),
+		},
+		InternalCA: c.TLS.Cert == "",
+		Frontend: frontend.Config{
+			Addr:                 c.Listen,
+			DisableHTTP3:         c.HTTP3 != nil && !*c.HTTP3,
+			PlainAddr:            c.PlainListen,
+			ReadHeaderTimeout:    time.Duration(c.Downstream.ReadHeaderTimeout),
+			IdleTimeout:          time.Duration(c.Downstream.IdleTimeout),
+			MaxHeaderBytes:       int(c.Downstream.MaxHeaderBytes),
+			MaxConcurrentStreams: c.Downstream.MaxConcurrentStreams,
+			MaxReadFrameSize:     uint32(c.Downstream.MaxReadFrameSize),
+		},
+		Admin: c.Admin,
+	}
+	for _, r := range c.Routes {
+		p.Translate.Routes = append(p.Translate.Routes, translate.Route{
+			Host:       r.Host,
+			PathPrefix: r.Path,
+			Backend:    r.Backend,
+		})
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Backends)) {
+		b := c.Backends[name]
+		servers := make([]string, len(b.Servers))
+		for i, s := range b.Servers {
+			servers[i], _ = parseServer(s) // validated already
+		}
+		p.Backends = append(p.Backends, backend.Config{
+			Name:                  name,
+			Servers:               servers,
+			DialTimeout:           time.Duration(b.ConnectTimeout),
+			ResponseHeaderTimeout: time.Duration(b.ResponseTimeout),
+			IdleTimeout:           time.Duration(b.IdleTimeout),
+			MaxIdlePerServer:      b.MaxIdlePerServer,
+			MaxConnsPerServer:     b.MaxConnsPerServer,
+			MaxWaiters:            b.MaxWaiters,
+		})
+	}
+	return p
+}
+
+// Duration is a time.Duration written as "10s", "2m", "500ms"; a plain 0
+// also means zero. Negative durations are rejected.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler for a scalar.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("expected a duration such as 10s, got %s", describe(n))
+	}
+	if n.ShortTag() == "!!int" && n.Value == "0" {
+		*d = 0
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if n.ShortTag() != "!!str" || err != nil {
+		return fmt.Errorf("invalid duration %q: want a number with a unit: 500ms, 10s, 2m, 1h", n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %s must not be negative", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Size is a byte count written as a plain integer or with a B, KiB, MiB or
+// GiB suffix ("64KiB", "1 MiB").
+type Size int64
+
+var sizeSyntax = regexp.MustCompile(`^(\d+)\s*(B|KiB|MiB|GiB)?$`)
+
+var sizeUnits = map[string]int64{"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+// UnmarshalYAML implements yaml.Unmarshaler for a scalar.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!str") {
+		return fmt.Errorf("expected a size such as 65536 or 64KiB, got %s", describe(n))
+	}
+	if n.ShortTag() == "!!int" {
+		var v int64
+		if err := n.Decode(&v); err != nil {
+			return fmt.Errorf("invalid size %s", n.Value)
+		}
+		if v < 0 {
+			return fmt.Errorf("size %d must not be negative", v)
+		}
+		*s = Size(v)
+		return nil
+	}
+	m := sizeSyntax.FindStringSubmatch(n.Value)
+	if m == nil {
+		return fmt.Errorf("invalid size %q: want bytes, or a whole number with B, KiB, MiB or GiB", n.Value)
+	}
+	v, err := strconv.ParseInt(m[1], 10, 64)
+	unit := sizeUnits[m[2]]
+	if err != nil || v > math.MaxInt64/unit {
+		return fmt.Errorf("size %q is too large", n.Value)
+	}
+	*s = Size(v * unit)
+	return nil
+}
+
+// errUpstreamTLS is kept distinct so the proxy command can recognise it.
+var errUpstreamTLS = errors.New("upstream TLS is not supported yet")

@@ -1,0 +1,137 @@
+// Command hoplite is a protocol-translating HTTP front proxy: it serves
+// HTTP/1.1, HTTP/2 and HTTP/3 clients and forwards to HTTP/1.1 origins over
+// pooled persistent connections.
+//
+// Usage:
+//
+//	hoplite run      [--config FILE] [--data DIR]
+//	hoplite proxy    --from HOST:PORT --to URL [--to URL ...] [--cert FILE --key FILE] [--admin ADDR] [--data DIR]
+//	hoplite validate --config FILE
+//	hoplite origin   [--listen ADDR]
+//	hoplite ca       [--data DIR]
+//	hoplite version
+//
+// This package is wiring only: flags, the config file, signals and the
+// admin endpoint. The protocol work lives in frontend, translate, backend
+// and tlsconf.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `hoplite: a protocol-translating HTTP front proxy (h1, h2, h3 → HTTP/1.1)
+
+Usage:
+  hoplite run      [--config FILE] [--data DIR]
+        serve from a config file (default: a built-in config that proxies
+        https://localhost:8443 to the demo origin at 127.0.0.1:9080)
+  hoplite proxy    --from HOST:PORT --to URL [--to URL ...]
+                   [--cert FILE --key FILE] [--admin ADDR] [--data DIR]
+        serve one route "/" to the --to servers, without a config file
+  hoplite validate --config FILE
+        check a config file without binding anything
+  hoplite origin   [--listen ADDR]
+        run a small HTTP/1.1 echo origin (default 127.0.0.1:9080)
+  hoplite ca       [--data DIR]
+        print the internal CA root certificate (PEM) for clients to trust
+  hoplite version
+        print the version
+
+The data directory (internal CA) defaults to $HOPLITE_DATA, else
+$XDG_DATA_HOME/hoplite, else ~/.local/share/hoplite.
+Run "hoplite COMMAND -h" for a command's flags.
+`
+
+// cli carries the process environment so commands can be tested.
+type cli struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	home           func() (string, error)
+	// signals delivers SIGINT and SIGTERM to a running server; nil means
+	// subscribe to the process's signals.
+	signals <-chan os.Signal
+}
+
+func main() {
+	c := &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, home: os.UserHomeDir}
+	os.Exit(c.main(os.Args[1:]))
+}
+
+// main runs one command and returns the exit status: 0 success, 1 failure,
+// 2 usage error.
+func (c *cli) main(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(c.stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return c.runCmd(args)
+	case "proxy":
+		return c.proxyCmd(args)
+	case "validate":
+		return c.validateCmd(args)
+	case "origin":
+		return c.originCmd(args)
+	case "ca":
+		return c.caCmd(args)
+	case "version":
+		return c.versionCmd(args)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(c.stderr, usage)
+		return 2
+	default:
+		fmt.Fprintf(c.stderr, "hoplite: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
+
+// flags returns a FlagSet for a subcommand that reports to stderr.
+func (c *cli) flags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet("hoplite "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "Usage: hoplite %s %s\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args into fs. It returns -1 to go on, or the exit status:
+// 0 after -h, 2 after a bad flag or a stray argument.
+func (c *cli) parse(fs *flag.FlagSet, args []string) int {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	return -1
+}
+
+// signalChan returns the channel that delivers shutdown signals.
+func (c *cli) signalChan() (<-chan os.Signal, func()) {
+	if c.signals != nil {
+		return c.signals, func() {}
+	}
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	return ch, func() { signal.Stop(ch) }
+}
+
+func (c *cli) dataDir(flagDir, configDir string) (string, error) {
+	return resolveDataDir(flagDir, configDir, c.getenv, c.home)
+}

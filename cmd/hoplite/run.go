@@ -1,0 +1,306 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"hoplite/backend"
+	"hoplite/frontend"
+	"hoplite/tlsconf"
+	"hoplite/translate"
+)
+
+// defaultConfig is the config "hoplite run" uses without --config. It is
+// also the annotated reference for every field.
+//
+//go:embed default.yaml
+var defaultConfig []byte
+
+const defaultConfigName = "<built-in default.yaml>"
+
+// shutdownGrace bounds the graceful drain after SIGINT or SIGTERM.
+const shutdownGrace = 30 * time.Second
+
+// forceExit ends the process when a second signal arrives and the drain
+// does not stop by itself soon after.
+var forceExit = os.Exit
+
+// loadConfig reads and validates a config file; "" means the built-in one.
+func loadConfig(file string) (*Config, error) {
+	if file == "" {
+		return parseConfig(defaultConfigName, defaultConfig)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parseConfig(file, data)
+}
+
+func (c *cli) runCmd(args []string) int {
+	fs := c.flags("run", "[--config FILE] [--data DIR]")
+	file := fs.String("config", "", "config `FILE` (default: the built-in config, see default.yaml)")
+	data := fs.String("data", "", "data `DIR` for the internal CA (overrides data_dir)")
+	if code := c.parse(fs, args); code >= 0 {
+		return code
+	}
+	cfg, err := loadConfig(*file)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return 1
+	}
+	return c.serve(cfg, *data)
+}
+
+func (c *cli) validateCmd(args []string) int {
+	fs := c.flags("validate", "--config FILE")
+	file := fs.String("config", "", "config `FILE` to check (required)")
+	if code := c.parse(fs, args); code >= 0 {
+		return code
+	}
+	if *file == "" {
+		fmt.Fprintln(c.stderr, "hoplite validate: --config is required")
+		fs.Usage()
+		return 2
+	}
+	cfg, err := loadConfig(*file)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return 1
+	}
+	dir, _ := c.dataDir("", cfg.DataDir) // the check does not touch the CA
+	a, err := build(cfg.plan(dir), slog.New(slog.NewTextHandler(io.Discard, nil)), true)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return 1
+	}
+	a.closeBackends()
+	fmt.Fprintln(c.stdout, "config OK")
+	return 0
+}
+
+// app is a built proxy: every component constructed, nothing bound.
+type app struct {
+	plan     plan
+	frontend *frontend.Server
+	backends []*backend.Backend // parallel to plan.Backends
+	ca       *tlsconf.CA        // the internal CA; nil with static certificates
+	admin    *http.Server       // nil without an admin address
+	logger   *slog.Logger
+}
+
+// build constructs tlsconf → backends → translate → frontend from p,
+// binding nothing. With check set (validate), the internal CA is neither
+// loaded nor created, so validating never writes to the data directory;
+// static certificate files are loaded and checked either way.
+func build(p plan, logger *slog.Logger, check bool) (_ *app, err error) {
+	a := &app{plan: p, logger: logger}
+	defer func() {
+		if err != nil {
+			a.closeBackends()
+		}
+	}()
+
+	var tlsCfg *tls.Config
+	if check && p.InternalCA {
+		tlsCfg = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return nil, errors.New("hoplite validate: no certificates")
+		}}
+	} else {
+		if p.InternalCA && p.TLS.DataDir == "" {
+			return nil, errors.New("hoplite: the internal CA needs a data directory: set --data, data_dir or $HOPLITE_DATA")
+		}
+		if tlsCfg, err = tlsconf.New(p.TLS); err != nil {
+			return nil, err
+		}
+		if p.InternalCA {
+			if a.ca, err = tlsconf.LoadOrCreateCA(p.TLS.DataDir); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	rts := make(map[string]http.RoundTripper, len(p.Backends))
+	for _, bc := range p.Backends {
+		b, err := backend.New(bc)
+		if err != nil {
+			return nil, err
+		}
+		a.backends = append(a.backends, b)
+		rts[bc.Name] = b
+	}
+	tc := p.Translate
+	tc.Backends = rts
+	h, err := translate.New(tc)
+	if err != nil {
+		return nil, err
+	}
+	fc := p.Frontend
+	fc.TLSConfig = tlsCfg
+	fc.Logger = logger
+	if a.frontend, err = frontend.New(fc, h); err != nil {
+		return nil, err
+	}
+	if p.Admin != "" {
+		a.admin = &http.Server{
+			Addr:              p.Admin,
+			Handler:           adminHandler(a.stats),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+	}
+	return a, nil
+}
+
+// stats snapshots every backend's pool counters for the admin endpoint.
+func (a *app) stats() map[string][]backend.ServerStats {
+	m := make(map[string][]backend.ServerStats, len(a.backends))
+	for i, b := range a.backends {
+		m[a.plan.Backends[i].Name] = b.Stats()
+	}
+	return m
+}
+
+// start binds the admin listener, then the frontend's. Binding admin first
+// means a busy admin port fails before clients can connect.
+func (a *app) start() error {
+	var adminLn net.Listener
+	if a.admin != nil {
+		var err error
+		if adminLn, err = net.Listen("tcp", a.admin.Addr); err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+	}
+	if err := a.frontend.Start(); err != nil {
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		return err
+	}
+	if adminLn != nil {
+		go func() {
+			if err := a.admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+				a.logger.Error("admin endpoint stopped", "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// shutdown drains the frontend and the admin endpoint within grace, then
+// closes the backends. A signal on sigs during the drain cuts it short; it
+// returns true if that happened.
+func (a *app) shutdown(sigs <-chan os.Signal, grace time.Duration) (forced bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	var hurried atomic.Bool
+	go func() {
+		select {
+		case s := <-sigs:
+			a.logger.Warn("second signal: forcing exit", "signal", s.String())
+			hurried.Store(true)
+			cancel()
+			// Shutdown honours ctx; should anything still hang, end anyway.
+			time.AfterFunc(5*time.Second, func() { forceExit(1) })
+		case <-ctx.Done():
+		}
+	}()
+
+	var wg sync.WaitGroup
+	if a.admin != nil {
+		wg.Go(func() {
+			if a.admin.Shutdown(ctx) != nil {
+				a.admin.Close()
+			}
+		})
+	}
+	err := a.frontend.Shutdown(ctx)
+	wg.Wait()
+	if err != nil && !hurried.Load() {
+		a.logger.Warn("grace period over; closing remaining connections", "grace", grace, "err", err)
+	}
+	a.closeBackends()
+	return hurried.Load()
+}
+
+func (a *app) closeBackends() {
+	for _, b := range a.backends {
+		b.Close()
+	}
+}
+
+// serve builds and starts cfg and runs until SIGINT or SIGTERM. dataFlag is
+// the --data flag.
+func (c *cli) serve(cfg *Config, dataFlag string) int {
+	logger := slog.New(slog.NewTextHandler(c.stderr, nil))
+	dir, dirErr := c.dataDir(dataFlag, cfg.DataDir)
+	p := cfg.plan(dir)
+	if p.InternalCA && dirErr != nil {
+		fmt.Fprintln(c.stderr, "hoplite:", dirErr)
+		return 1
+	}
+	a, err := build(p, logger, false)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return 1
+	}
+	sigs, stop := c.signalChan()
+	defer stop()
+	if err := a.start(); err != nil {
+		a.closeBackends()
+		fmt.Fprintln(c.stderr, err)
+		return 1
+	}
+	logger.Info("hoplite serving", c.startAttrs(a)...)
+
+	s := <-sigs
+	logger.Info("shutting down", "signal", s.String(), "grace", shutdownGrace)
+	if a.shutdown(sigs, shutdownGrace) {
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}
+
+// startAttrs describes a started app in one log line.
+func (c *cli) startAttrs(a *app) []any {
+	protos := "h1,h2,h3"
+	if a.plan.Frontend.DisableHTTP3 {
+		protos = "h1,h2"
+	}
+	attrs := []any{"addr", a.frontend.Addr().String(), "protocols", protos}
+	if a.plan.Frontend.PlainAddr != "" {
+		attrs = append(attrs, "plain", a.plan.Frontend.PlainAddr)
+	}
+	if a.plan.Admin != "" {
+		attrs = append(attrs, "admin", a.plan.Admin)
+	}
+	if a.ca != nil {
+		cmd := "hoplite ca"
+		if def, _ := c.dataDir("", ""); a.plan.TLS.DataDir != def {
+			cmd += " --data " + shellQuote(a.plan.TLS.DataDir)
+		}
+		attrs = append(attrs, "ca_root", a.ca.RootPath(), "hint", "trust it with: "+cmd+" > root.pem")
+	}
+	return attrs
+}
+
+// shellQuote quotes s for a POSIX shell if it needs it.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`!*?[]{}()<>|&;#~") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
