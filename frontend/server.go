@@ -9,20 +9,28 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
+	"syscall"
 	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"golang.org/x/net/http2"
 )
 
 // Config configures a Server. Zero values select the documented defaults.
 type Config struct {
 	// Addr is the "host:port" of the TLS listener (TCP, HTTP/1.1 and HTTP/2)
 	// and of the HTTP/3 listener (UDP, same port). Port 0 picks a free port,
-	// the same for both.
+	// the same for both. Required.
 	Addr string
 	// TLSConfig supplies certificates. Its NextProtos are extended with h2
 	// and http/1.1; protocols already present (such as acme-tls/1) are kept.
+	// It is cloned, never modified; HTTP/3 uses a clone with ALPN "h3" only.
 	TLSConfig *tls.Config
 	// DisableHTTP3 turns off the QUIC listener and the Alt-Svc advertisement.
 	DisableHTTP3 bool
@@ -42,24 +50,413 @@ type Config struct {
 	// connection. Zero means 250.
 	MaxConcurrentStreams uint32
 	// MaxReadFrameSize is the largest HTTP/2 frame accepted. Zero means 1 MiB.
+	// Otherwise it must lie in [16384, 16777215] (RFC 9113 §6.5.2).
 	MaxReadFrameSize uint32
 	// Logger receives connection-level errors. Nil means slog.Default().
 	Logger *slog.Logger
 }
 
 // Server serves HTTP/1.1, HTTP/2 and HTTP/3 clients.
-type Server struct{}
+//
+// The life of a Server: New builds and configures the protocol servers and
+// binds nothing. Start binds TCP (then UDP on the same port) and the plain
+// listener, and runs one serve loop per listener. Shutdown drains: each
+// protocol server stops accepting and tells its clients to go (HTTP/1.1
+// "Connection: close" on the responses still to come, HTTP/2 and HTTP/3
+// GOAWAY), in-flight requests finish, and the sockets close. If the caller's
+// context ends first, everything is closed at once.
+type Server struct {
+	// Read-only after New.
+	cfg     Config // normalized
+	handler http.Handler
+	log     *slog.Logger
+	https   *http.Server  // TLS listener: HTTP/1.1, and HTTP/2 via x/net (h2.go)
+	h2      *http2.Server // kept for its settings; serves through https.TLSNextProto
+	h3      *http3.Server // nil when cfg.DisableHTTP3
+	h3TLS   *tls.Config   // nil when cfg.DisableHTTP3
+	h3Conns quicConns     // connections served by h3
+	plain   *http.Server  // nil when cfg.PlainAddr == ""
+
+	// forceCtx is the context the protocol servers drain under; forceClose
+	// cancels it.
+	forceCtx    context.Context
+	forceCancel context.CancelFunc
+	forceOnce   sync.Once
+
+	// acceptStopped is closed once every serve loop has returned; during
+	// Shutdown that means every protocol server has begun draining.
+	acceptStopped chan struct{}
+	// h3LoopDone is closed when the HTTP/3 serve loop returns.
+	h3LoopDone chan struct{}
+
+	mu        sync.Mutex
+	state     serverState         // guarded by mu
+	tcpLn     net.Listener        // guarded by mu; set by Start
+	plainLn   net.Listener        // guarded by mu; set by Start
+	udp       *net.UDPConn        // guarded by mu; set by Start
+	qtr       *quic.Transport     // guarded by mu; set by Start
+	qln       *quic.EarlyListener // guarded by mu; set by Start
+	drainDone chan struct{}       // guarded by mu; closed when the drain ends
+	drainErr  error               // written by drain before drainDone closes
+}
+
+type serverState int
+
+const (
+	stateNew      serverState = iota
+	stateStarted              // listeners bound, serve loops running
+	stateDraining             // Shutdown called after Start
+	stateClosed               // Shutdown called before Start
+)
 
 // New returns a Server that hands requests to h. It binds nothing.
-func New(cfg Config, h http.Handler) (*Server, error) { return nil, errors.New("frontend: TODO") }
+func New(cfg Config, h http.Handler) (*Server, error) {
+	if h == nil {
+		return nil, errors.New("frontend: nil handler")
+	}
+	cfg, err := normalize(cfg)
+	if err != nil {
+		return nil, err
+	}
+	errLog := serverErrorLog(cfg.Logger)
+	https := newHTTP1Server(cfg, errLog)
+	h2, err := configureHTTP2(https, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:           cfg,
+		handler:       h,
+		log:           cfg.Logger,
+		https:         https,
+		h2:            h2,
+		acceptStopped: make(chan struct{}),
+		h3LoopDone:    make(chan struct{}),
+	}
+	s.forceCtx, s.forceCancel = context.WithCancel(context.Background())
+	if !cfg.DisableHTTP3 {
+		s.h3 = newHTTP3Server(cfg, h, &s.h3Conns)
+		s.h3TLS = h3TLSConfig(https.TLSConfig)
+	}
+	if cfg.PlainAddr != "" {
+		s.plain = newPlainServer(cfg, errLog)
+	}
+	return s, nil
+}
 
-// Start binds the listeners and serves in the background.
-func (s *Server) Start() error { return errors.New("frontend: TODO") }
+// Start binds the listeners and serves in the background. Bind errors are
+// returned as "frontend: listen tcp 127.0.0.1:8443: ..."; errors of the serve
+// loops after Start go to Config.Logger.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state {
+	case stateNew:
+	case stateClosed, stateDraining:
+		return fmt.Errorf("frontend: start: %w", http.ErrServerClosed)
+	default:
+		return errors.New("frontend: start: already started")
+	}
+
+	if err := s.bind(); err != nil {
+		return err
+	}
+	if s.plain != nil {
+		ln, err := net.Listen("tcp", s.cfg.PlainAddr)
+		if err != nil {
+			s.closeSockets()
+			return fmt.Errorf("frontend: %w", err)
+		}
+		s.plainLn = ln
+	}
+
+	tlsPort := s.tcpLn.Addr().(*net.TCPAddr).Port
+	s.https.Handler = s.handler
+	if s.h3 != nil {
+		// The UDP port equals the TCP port (bind), so Alt-Svc names it.
+		s.https.Handler = altSvcHandler{next: s.handler, value: altSvcValue(tlsPort)}
+	}
+	if s.plain != nil {
+		s.plain.Handler = s.cfg.PlainHandler
+		if s.plain.Handler == nil {
+			s.plain.Handler = redirectHandler(tlsPort)
+		}
+	}
+
+	var loops sync.WaitGroup
+	tlsLn := tls.NewListener(s.tcpLn, s.https.TLSConfig)
+	loops.Go(func() { s.logServeErr("https", s.tcpLn.Addr(), s.https.Serve(tlsLn)) })
+	if s.h3 != nil {
+		qln, addr := s.qln, s.udp.LocalAddr()
+		loops.Go(func() {
+			defer close(s.h3LoopDone)
+			s.logServeErr("http3", addr, s.h3.ServeListener(qln))
+		})
+	} else {
+		close(s.h3LoopDone)
+	}
+	if s.plain != nil {
+		ln := s.plainLn
+		loops.Go(func() { s.logServeErr("http", ln.Addr(), s.plain.Serve(ln)) })
+	}
+	go func() {
+		loops.Wait()
+		close(s.acceptStopped)
+	}()
+	s.state = stateStarted
+	return nil
+}
+
+// bind opens the TCP listener and, with HTTP/3 on, the UDP socket on the
+// same IP and port. With port 0 the kernel picks the TCP port; should that
+// port be taken on UDP, bind retries a few times with a new TCP port.
+// Guarded by s.mu.
+func (s *Server) bind() error {
+	attempts := 1
+	if _, port, err := net.SplitHostPort(s.cfg.Addr); err == nil && (port == "0" || port == "") && s.h3 != nil {
+		attempts = 8
+	}
+	for i := 1; ; i++ {
+		ln, err := net.Listen("tcp", s.cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("frontend: %w", err)
+		}
+		if s.h3 == nil {
+			s.tcpLn = ln
+			return nil
+		}
+		udp, tr, qln, err := listenHTTP3(ln.Addr().(*net.TCPAddr), s.h3TLS, s.h3.QUICConfig)
+		if err == nil {
+			s.tcpLn, s.udp, s.qtr, s.qln = ln, udp, tr, qln
+			return nil
+		}
+		_ = ln.Close()
+		if i >= attempts || !errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("frontend: %w", err)
+		}
+	}
+}
+
+// closeSockets closes whatever a failed Start bound and forgets it.
+// Guarded by s.mu.
+func (s *Server) closeSockets() {
+	if s.tcpLn != nil {
+		_ = s.tcpLn.Close()
+	}
+	if s.qln != nil {
+		_ = s.qln.Close()
+	}
+	if s.qtr != nil {
+		_ = s.qtr.Close()
+	}
+	if s.udp != nil {
+		_ = s.udp.Close()
+	}
+	if s.plainLn != nil {
+		_ = s.plainLn.Close()
+	}
+	s.tcpLn, s.qln, s.qtr, s.udp, s.plainLn = nil, nil, nil, nil, nil
+}
+
+// logServeErr reports why a serve loop ended, unless it ended because of
+// Shutdown.
+func (s *Server) logServeErr(name string, addr net.Addr, err error) {
+	if err == nil || errors.Is(err, http.ErrServerClosed) {
+		return
+	}
+	s.mu.Lock()
+	draining := s.state == stateDraining
+	s.mu.Unlock()
+	if draining && (errors.Is(err, net.ErrClosed) || errors.Is(err, quic.ErrServerClosed)) {
+		return
+	}
+	s.log.Error("frontend: serve loop stopped", "listener", name, "addr", addr.String(), "err", err)
+}
 
 // Addr returns the bound TLS listener address; valid after Start.
-func (s *Server) Addr() net.Addr { return nil }
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tcpLn == nil {
+		return nil
+	}
+	return s.tcpLn.Addr()
+}
+
+// HTTP3Addr returns the bound UDP address of the HTTP/3 listener (same IP
+// and port as Addr); nil before Start or when HTTP/3 is disabled.
+func (s *Server) HTTP3Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.udp == nil {
+		return nil
+	}
+	return s.udp.LocalAddr()
+}
+
+// PlainAddr returns the bound plain-HTTP listener address; nil before Start
+// or when Config.PlainAddr is empty.
+func (s *Server) PlainAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.plainLn == nil {
+		return nil
+	}
+	return s.plainLn.Addr()
+}
+
+// RegisterOnShutdown registers f to be called, in its own goroutine, when
+// Shutdown begins draining. Connections net/http no longer tracks (hijacked
+// HTTP/1.1 upgrades such as WebSockets) and long-lived HTTP/2 and HTTP/3
+// streams (extended CONNECT) do not end by themselves; whoever owns them
+// uses f to close them. Call it before Start.
+func (s *Server) RegisterOnShutdown(f func()) {
+	// net/http runs these hooks once, at the start of Shutdown, next to
+	// x/net's GOAWAY hook. A forced close does not run them.
+	s.https.RegisterOnShutdown(f)
+}
 
 // Shutdown drains gracefully: it stops accepting, lets in-flight requests
 // finish (Connection: close on HTTP/1.1, GOAWAY on HTTP/2 and HTTP/3) and
 // returns when all connections are closed or ctx is done.
-func (s *Server) Shutdown(ctx context.Context) error { return nil }
+//
+// When ctx ends first, Shutdown closes every listener and connection at once
+// and returns an error wrapping ctx.Err(); it does not wait for handlers
+// that ignore their request's context. Shutdown may be called more than
+// once; calls after the first wait for the same drain (and return nil once
+// a forced close has ended it). Shutdown before Start makes Start fail.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	switch s.state {
+	case stateNew:
+		s.state = stateClosed
+	case stateStarted:
+		s.state = stateDraining
+		s.drainDone = make(chan struct{})
+		go s.drain(s.forceCtx)
+	}
+	done := s.drainDone
+	s.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return s.drainErr
+	case <-ctx.Done():
+	}
+	select {
+	case <-done: // finished at the same moment: report the drain, not ctx
+		return s.drainErr
+	default:
+	}
+	s.forceClose()
+	return fmt.Errorf("frontend: shutdown: %w", ctx.Err())
+}
+
+// drain runs the graceful shutdown of every protocol server in parallel
+// under ctx (s.forceCtx). Fields set by Start are read without s.mu: Start
+// wrote them before it released s.mu, and Shutdown took s.mu before starting
+// drain.
+func (s *Server) drain(ctx context.Context) {
+	defer close(s.drainDone)
+	var wg sync.WaitGroup
+	var errHTTPS, errPlain, errH3 error
+	// http.Server.Shutdown: sets inShutdown (later HTTP/1.1 responses get
+	// "Connection: close"), closes the listener, runs the RegisterOnShutdown
+	// hooks (x/net's: GOAWAY on every HTTP/2 connection), closes idle
+	// connections and waits until the rest have closed.
+	wg.Go(func() { errHTTPS = s.https.Shutdown(ctx) })
+	if s.plain != nil {
+		wg.Go(func() { errPlain = s.plain.Shutdown(ctx) })
+	}
+	if s.h3 != nil {
+		wg.Go(func() { errH3 = s.drainHTTP3(ctx) })
+	}
+	wg.Wait()
+	// If Shutdown won the race against a serve goroutine that had not yet
+	// called Serve, net/http never tracked the listener and so never closed
+	// it: close the listeners here (a second Close is harmless).
+	_ = s.tcpLn.Close()
+	if s.plainLn != nil {
+		_ = s.plainLn.Close()
+	}
+	select {
+	case <-s.acceptStopped:
+	case <-ctx.Done():
+	}
+	if s.forceCtx.Err() != nil {
+		// Forced: the caller whose ctx ended got that error. What is
+		// left, the protocol servers' "context canceled", says nothing
+		// more; later Shutdown calls find everything closed and get nil.
+		return
+	}
+	var errs []error
+	if errHTTPS != nil {
+		errs = append(errs, fmt.Errorf("frontend: shutdown https: %w", errHTTPS))
+	}
+	if errPlain != nil {
+		errs = append(errs, fmt.Errorf("frontend: shutdown http: %w", errPlain))
+	}
+	if errH3 != nil {
+		errs = append(errs, fmt.Errorf("frontend: shutdown http3: %w", errH3))
+	}
+	s.drainErr = errors.Join(errs...)
+}
+
+// drainHTTP3 shuts the HTTP/3 server down gracefully, then releases the
+// UDP socket.
+//
+// http3.Server.Shutdown cancels quic-go's grace context: every connection
+// sends GOAWAY on its control stream (RFC 9114 §5.2) and resets streams that
+// arrive after it; running requests finish; Shutdown waits until the
+// clients close their connections (quic-go's client closes as soon as its
+// last stream is done). quic-go only closes listeners it created itself, so
+// ours is closed here, after the serve loop has seen the grace context
+// cancelled: handshakes still in flight are refused (CONNECTION_REFUSED).
+func (s *Server) drainHTTP3(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.h3.Shutdown(ctx) }()
+	select {
+	case <-s.h3LoopDone:
+	case <-ctx.Done():
+	}
+	_ = s.qln.Close()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		// quic-go's Shutdown falls back to Close, which waits for the
+		// handlers to return; do not wait for that here.
+		err = ctx.Err()
+	}
+	// Closes any connection left (none after a clean drain), then the
+	// socket, which the transport does not own.
+	_ = s.qtr.Close()
+	_ = s.udp.Close()
+	return err
+}
+
+// forceClose closes every listener and connection now. Safe to call more
+// than once and concurrently with drain.
+func (s *Server) forceClose() {
+	s.forceOnce.Do(func() {
+		if s.h3 != nil {
+			// CONNECTION_CLOSE to every HTTP/3 client first: once forceCtx
+			// is cancelled, drainHTTP3 closes the transport, which would
+			// drop the connections silently.
+			_ = s.qln.Close()
+			s.h3Conns.closeAll()
+		}
+		_ = s.https.Close()
+		if s.plain != nil {
+			_ = s.plain.Close()
+		}
+		// Wakes drain; http3.Server.Shutdown falls back to its Close.
+		s.forceCancel()
+		if s.h3 != nil {
+			_ = s.qtr.Close()
+			_ = s.udp.Close()
+		}
+	})
+}
