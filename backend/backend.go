@@ -33,10 +33,25 @@ type Config struct {
 	// IdleTimeout is how long an idle pooled connection may wait for reuse.
 	// Zero means 60s.
 	IdleTimeout time.Duration
-	// HintMargin is subtracted from an origin's "Keep-Alive: timeout=N"
-	// hint: a connection idle for N less this margin is not reused, so a
-	// request never meets the origin's own close. Zero means 1s.
+	// HintMargin is subtracted from an origin's idle timeout, announced
+	// ("Keep-Alive: timeout=N") or learned (the shortest idle time after
+	// which the origin was seen closing a connection): a connection idle
+	// that long less this margin is not reused, so that a request never
+	// meets the origin's own close. Zero means 1s.
 	HintMargin time.Duration
+	// MaxRequestsPerConn retires a connection after this many requests.
+	// Zero means no limit.
+	MaxRequestsPerConn int
+	// MaxLifetime retires a connection this long after it was opened.
+	// Zero means no limit.
+	MaxLifetime time.Duration
+	// BufferRequestBody, if positive, makes a request whose content length
+	// is unknown (HTTP/2 and HTTP/3 clients may omit it) go to the origin
+	// with a Content-Length instead of chunked, for origins that refuse
+	// chunked requests: up to this many bytes are held in memory, and a
+	// larger request fails with 413. Request trailers are then dropped.
+	// Zero means such requests go chunked.
+	BufferRequestBody int64
 	// MaxIdlePerServer caps idle pooled connections per server. Zero means 64.
 	MaxIdlePerServer int
 	// MaxConnsPerServer caps open connections (idle and busy) per server.
@@ -81,13 +96,13 @@ func (c *Config) validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"DialTimeout": c.DialTimeout, "ResponseHeaderTimeout": c.ResponseHeaderTimeout,
-		"IdleTimeout": c.IdleTimeout, "HintMargin": c.HintMargin,
+		"IdleTimeout": c.IdleTimeout, "HintMargin": c.HintMargin, "MaxLifetime": c.MaxLifetime,
 	} {
 		if d < 0 {
 			return fmt.Errorf("%s is negative", name)
 		}
 	}
-	if c.MaxIdlePerServer < 0 || c.MaxConnsPerServer < 0 || c.MaxWaiters < 0 {
+	if c.MaxIdlePerServer < 0 || c.MaxConnsPerServer < 0 || c.MaxWaiters < 0 || c.MaxRequestsPerConn < 0 || c.BufferRequestBody < 0 {
 		return errors.New("negative connection limit")
 	}
 	return nil
@@ -102,10 +117,16 @@ type ServerStats struct {
 	Failed  uint64 `json:"failed"`  // requests that got no response
 	Idle    int    `json:"idle"`
 	Busy    int    `json:"busy"`
+	// LearnedIdleTimeout is the origin's idle timeout as learned from its
+	// closes, in seconds; 0 when unknown.
+	LearnedIdleTimeout float64 `json:"learned_idle_timeout"`
 	// Retired counts connections closed, by reason.
 	Retired struct {
 		IdleTimeout uint64 `json:"idle_timeout"`
 		OriginHint  uint64 `json:"origin_hint"`
+		Learned     uint64 `json:"learned_timeout"`
+		MaxRequests uint64 `json:"max_requests"`
+		Lifetime    uint64 `json:"max_lifetime"`
 		OriginClose uint64 `json:"origin_close"`
 		Error       uint64 `json:"error"`
 		Excess      uint64 `json:"excess_idle"`

@@ -15,10 +15,12 @@ type conn struct {
 	bw *bufio.Writer
 
 	created  time.Time
-	requests int // responses completed on this connection
+	requests int           // responses completed on this connection
+	hint     keepAliveHint // from the latest response
 
-	// Set when the connection goes idle: when it must no longer be reused,
-	// and which retirement reason applies then.
+	// Set when the connection goes idle: since when, until when it may be
+	// reused, and which retirement reason applies then.
+	idleSince    time.Time
 	expires      time.Time
 	expiryReason retireReason
 }

@@ -260,9 +260,7 @@ func (ex *exchange) finish(err error) {
 	}
 	c := ex.c
 	c.requests++
-	if reason == keep {
-		reason = ex.p.setExpiry(c, ex.head.hint)
-	}
+	c.hint = ex.head.hint
 	ex.p.put(c, reason)
 }
 

@@ -17,11 +17,27 @@ const (
 	keep              retireReason = iota // not retired: back to the pool
 	retireIdle                            // idle past IdleTimeout
 	retireHint                            // origin's Keep-Alive timeout or max reached
+	retireLearned                         // idle past the origin's learned idle timeout
+	retireMaxRequests                     // MaxRequestsPerConn served
+	retireLifetime                        // MaxLifetime reached
 	retireOriginClose                     // Connection: close, HTTP/1.0, close-delimited body, or found closed
 	retireError                           // I/O or framing error, or an unfinished exchange
 	retireExcess                          // more idle connections than MaxIdlePerServer
 	retireShutdown                        // the backend was closed
 	numRetireReasons
+)
+
+const (
+	// sweepInterval is how often idle connections are checked for an
+	// origin's close while any are idle: often enough to date the close
+	// within a fraction of HintMargin, rarely enough to cost nothing.
+	sweepInterval = 250 * time.Millisecond
+	// minLearnedIdle ignores closes of connections idle for less: those are
+	// origin restarts or errors, not an idle timeout.
+	minLearnedIdle = time.Second
+	// relearnAfter forgets a learned idle timeout, so that an origin whose
+	// timeout grows is used fully again.
+	relearnAfter = 10 * time.Minute
 )
 
 // pool holds the connections to one origin server.
@@ -46,6 +62,12 @@ type pool struct {
 	reaper  *time.Timer
 	reapAt  time.Time // when reaper fires; zero if stopped; guarded by mu
 	closed  bool      // guarded by mu
+
+	// learned is the shortest idle time after which this origin was seen
+	// closing a connection it had announced nothing about: its idle timeout,
+	// learned. Zero means unknown. Guarded by mu.
+	learned   time.Duration
+	learnedAt time.Time // guarded by mu
 
 	opened, reused, retried, failed atomic.Uint64
 	retired                         [numRetireReasons]atomic.Uint64
@@ -78,11 +100,15 @@ func (p *pool) get(ctx context.Context, fresh bool) (*conn, bool, error) {
 			p.idle[n-1] = nil
 			p.idle = p.idle[:n-1]
 			p.mu.Unlock()
-			if time.Now().After(c.expires) {
+			now := time.Now()
+			if !now.Before(c.expires) {
 				p.retire(c, c.expiryReason)
 				continue
 			}
 			if !c.alive() {
+				p.mu.Lock()
+				p.observeClose(now.Sub(c.idleSince), now)
+				p.mu.Unlock()
 				p.retire(c, retireOriginClose)
 				continue
 			}
@@ -181,37 +207,61 @@ func (p *pool) park(c *conn) retireReason {
 		return retireExcess
 	}
 	now := time.Now()
-	if !now.Before(c.expires) {
-		return c.expiryReason
+	if reason := p.setExpiry(c, now); reason != keep {
+		return reason
 	}
+	c.idleSince = now
 	p.idle = append(p.idle, c)
-	if p.reapAt.IsZero() || c.expires.Before(p.reapAt) {
-		p.scheduleReap(c.expires.Sub(now))
-		p.reapAt = c.expires
-	}
+	p.scheduleReap(now, nextCheck(c, now))
 	return keep
 }
 
-// setExpiry decides how long c may wait idle for its next request:
-// IdleTimeout, cut short by the origin's Keep-Alive timeout less
+// setExpiry decides until when c may wait idle for its next request, and
+// why it will be retired then: IdleTimeout, cut short by the origin's
+// Keep-Alive timeout or by its learned idle timeout, either less
 // HintMargin, so that hoplite stops using a connection before the origin
-// may close it. It returns keep, or why c must not be reused at all.
-func (p *pool) setExpiry(c *conn, hint keepAliveHint) retireReason {
-	if hint.hasMax && hint.max <= 0 {
+// may close it; and by MaxLifetime. It returns keep, or why c must not be
+// reused at all. Guarded by p.mu.
+func (p *pool) setExpiry(c *conn, now time.Time) retireReason {
+	cfg := p.cfg
+	switch {
+	case c.hint.hasMax && c.hint.max <= 0:
 		return retireHint // the origin will take no more requests on it
+	case cfg.MaxRequestsPerConn > 0 && c.requests >= cfg.MaxRequestsPerConn:
+		return retireMaxRequests
 	}
-	idle, reason := p.cfg.IdleTimeout, retireIdle
-	if hint.timeout > 0 {
-		if t := hint.timeout - p.cfg.HintMargin; t < idle {
-			idle, reason = t, retireHint
+	idle, reason := cfg.IdleTimeout, retireIdle
+	if t := c.hint.timeout - cfg.HintMargin; c.hint.timeout > 0 && t < idle {
+		idle, reason = t, retireHint
+	}
+	if p.learned > 0 && now.Sub(p.learnedAt) > relearnAfter {
+		p.learned = 0
+	}
+	if t := p.learned - cfg.HintMargin; p.learned > 0 && t < idle {
+		idle, reason = t, retireLearned
+	}
+	if cfg.MaxLifetime > 0 {
+		if t := c.created.Add(cfg.MaxLifetime).Sub(now); t < idle {
+			idle, reason = t, retireLifetime
 		}
 	}
 	if idle <= 0 {
 		return reason
 	}
-	c.expires = time.Now().Add(idle)
+	c.expires = now.Add(idle)
 	c.expiryReason = reason
 	return keep
+}
+
+// observeClose records that the origin closed a connection idle for age,
+// and learns its idle timeout from the shortest such age. Guarded by p.mu.
+func (p *pool) observeClose(age time.Duration, now time.Time) {
+	if age < minLearnedIdle {
+		return
+	}
+	if p.learned == 0 || age < p.learned {
+		p.learned, p.learnedAt = age, now
+	}
 }
 
 // retire closes c and frees its slot for a waiter.
@@ -234,41 +284,59 @@ func (p *pool) releaseSlot() {
 	p.open--
 }
 
-// scheduleReap arms the timer that closes expired idle connections, so an
-// origin does not hold sockets for connections nobody will use. Guarded by
-// p.mu.
-func (p *pool) scheduleReap(d time.Duration) {
-	if p.reaper == nil {
-		p.reaper = time.AfterFunc(d, p.reap)
-		return
+// nextCheck is when the reaper must look at idle c again.
+func nextCheck(c *conn, now time.Time) time.Time {
+	if sweep := now.Add(sweepInterval); sweep.Before(c.expires) {
+		return sweep
 	}
-	p.reaper.Reset(d)
+	return c.expires
 }
 
+// scheduleReap makes the reaper run at when, unless it runs earlier.
+// Guarded by p.mu.
+func (p *pool) scheduleReap(now, when time.Time) {
+	if !p.reapAt.IsZero() && !when.Before(p.reapAt) {
+		return
+	}
+	p.reapAt = when
+	if p.reaper == nil {
+		p.reaper = time.AfterFunc(when.Sub(now), p.reap)
+		return
+	}
+	p.reaper.Reset(when.Sub(now))
+}
+
+// reap closes idle connections that expired or that the origin closed,
+// so an origin does not hold sockets nobody will use, and so that an
+// origin's close is seen, and its idle timeout learned, within
+// sweepInterval of happening.
 func (p *pool) reap() {
 	now := time.Now()
-	var expired []*conn
+	type retirement struct {
+		c      *conn
+		reason retireReason
+	}
+	var out []retirement
 	p.mu.Lock()
 	p.reapAt = time.Time{}
 	kept := p.idle[:0]
 	for _, c := range p.idle {
-		if now.Before(c.expires) {
+		switch {
+		case !now.Before(c.expires):
+			out = append(out, retirement{c, c.expiryReason})
+		case !c.alive():
+			p.observeClose(now.Sub(c.idleSince), now)
+			out = append(out, retirement{c, retireOriginClose})
+		default:
 			kept = append(kept, c)
-			if p.reapAt.IsZero() || c.expires.Before(p.reapAt) {
-				p.reapAt = c.expires
-			}
-		} else {
-			expired = append(expired, c)
+			p.scheduleReap(now, nextCheck(c, now))
 		}
 	}
 	clear(p.idle[len(kept):])
 	p.idle = kept
-	if !p.reapAt.IsZero() {
-		p.scheduleReap(p.reapAt.Sub(now))
-	}
 	p.mu.Unlock()
-	for _, c := range expired {
-		p.retire(c, c.expiryReason)
+	for _, r := range out {
+		p.retire(r.c, r.reason)
 	}
 }
 
@@ -289,7 +357,7 @@ func (p *pool) close() {
 
 func (p *pool) stats() ServerStats {
 	p.mu.Lock()
-	idle, open := len(p.idle), p.open
+	idle, open, learned := len(p.idle), p.open, p.learned
 	p.mu.Unlock()
 	s := ServerStats{
 		Addr:    p.addr,
@@ -300,8 +368,12 @@ func (p *pool) stats() ServerStats {
 		Idle:    idle,
 		Busy:    open - idle,
 	}
+	s.LearnedIdleTimeout = learned.Seconds()
 	s.Retired.IdleTimeout = p.retired[retireIdle].Load()
 	s.Retired.OriginHint = p.retired[retireHint].Load()
+	s.Retired.Learned = p.retired[retireLearned].Load()
+	s.Retired.MaxRequests = p.retired[retireMaxRequests].Load()
+	s.Retired.Lifetime = p.retired[retireLifetime].Load()
 	s.Retired.OriginClose = p.retired[retireOriginClose].Load()
 	s.Retired.Error = p.retired[retireError].Load()
 	s.Retired.Excess = p.retired[retireExcess].Load()
