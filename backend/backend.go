@@ -184,11 +184,14 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	return nil, err
 }
 
-// roundTrip sends req to this server. A failure the exchange reports as
-// retryable (a reused connection that died before answering a request
-// without content) is retried once, on a fresh connection, for idempotent
-// requests only (RFC 9110 §9.2.2): a request that may have reached the
-// origin is never sent twice unless repeating it is harmless.
+// roundTrip sends req to this server. A request that failed on a reused
+// connection before any byte of response is retried once, on a fresh
+// connection, when that cannot make the origin act twice: if the request
+// provably never reached the socket, or if the origin closed the
+// connection without answering and the request is idempotent (RFC 9110
+// §9.2.2). Either way its content must be replayable: none, or GetBody.
+// Anything that may have reached the origin and is not idempotent is
+// never sent twice.
 func (p *pool) roundTrip(req *http.Request) (*http.Response, error) {
 	fresh := false
 	for {
@@ -198,18 +201,36 @@ func (p *pool) roundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		ex := &exchange{p: p, c: c, req: req, reused: reused}
-		resp, retryable, err := ex.roundTrip()
-		if err == nil {
+		resp, f := ex.roundTrip()
+		if f == nil {
 			return resp, nil
 		}
-		if retryable && !fresh && idempotent(req) {
-			p.retried.Add(1)
-			fresh = true
-			continue
+		replay := framingOf(req) == frameNone || req.GetBody != nil
+		if reused && !fresh && replay && (f.unsent || f.silentClose && idempotent(req)) {
+			if req, err = rewind(req); err == nil {
+				p.retried.Add(1)
+				fresh = true
+				continue
+			}
 		}
 		p.failed.Add(1)
+		return nil, f.err
+	}
+}
+
+// rewind returns req ready to be sent again: a shallow copy with fresh
+// content from GetBody, leaving the caller's request untouched.
+func rewind(req *http.Request) (*http.Request, error) {
+	if req.GetBody == nil {
+		return req, nil
+	}
+	body, err := req.GetBody()
+	if err != nil {
 		return nil, err
 	}
+	r := *req
+	r.Body = body
+	return &r, nil
 }
 
 // idempotent reports whether sending req twice is harmless: an idempotent

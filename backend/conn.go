@@ -15,6 +15,7 @@ type conn struct {
 	bw *bufio.Writer
 
 	created  time.Time
+	written  int64         // bytes the socket accepted; owned by the writer
 	requests int           // responses completed on this connection
 	hint     keepAliveHint // from the latest response
 
@@ -26,12 +27,19 @@ type conn struct {
 }
 
 func newConn(nc net.Conn) *conn {
-	return &conn{
-		nc:      nc,
-		br:      bufio.NewReaderSize(nc, 8<<10),
-		bw:      bufio.NewWriterSize(nc, 4<<10),
-		created: time.Now(),
-	}
+	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, 8<<10), created: time.Now()}
+	c.bw = bufio.NewWriterSize(countingWriter{c}, 4<<10)
+	return c
+}
+
+// countingWriter counts what the socket accepts: a request none of whose
+// bytes were accepted provably never reached the origin.
+type countingWriter struct{ c *conn }
+
+func (w countingWriter) Write(p []byte) (int, error) {
+	n, err := w.c.nc.Write(p)
+	w.c.written += int64(n)
+	return n, err
 }
 
 // alive reports whether an idle connection may be reused. An idle HTTP/1.1

@@ -41,58 +41,80 @@ type exchange struct {
 	mu        sync.Mutex
 	gotHeader bool // guarded by mu
 
-	writeDone chan error // the content writer's result; nil without content
+	writeDone chan writeResult // the content writer's result; nil without content
 	finished  atomic.Bool
 	head      *responseHead
 }
 
-// roundTrip runs the exchange. retryable reports a failure that happened on
-// a reused connection before any byte of the response arrived, with no
-// request content consumed: the classic race with an origin closing an
-// idle connection, which the caller may retry on a fresh connection.
-func (ex *exchange) roundTrip() (resp *http.Response, retryable bool, err error) {
+// failure describes an exchange that got no response, for the retry
+// decision in pool.roundTrip.
+type failure struct {
+	err error
+	// unsent: not one byte of the request reached the socket, so the
+	// origin cannot have seen it.
+	unsent bool
+	// silentClose: the origin closed the connection before any byte of a
+	// response; on a reused connection, the race with its idle close.
+	silentClose bool
+}
+
+// roundTrip runs the exchange.
+func (ex *exchange) roundTrip() (*http.Response, *failure) {
 	c, req := ex.c, ex.req
 	ctx := req.Context()
 	ex.stop = context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
+	written := c.written
 
 	framing := framingOf(req)
 	if err := writeRequestHead(c.bw, req, framing); err != nil {
 		ex.abort()
-		return nil, false, &Error{Op: "write", Addr: ex.p.addr, Err: err}
+		return nil, &failure{err: &Error{Op: "write", Addr: ex.p.addr, Err: err}}
 	}
 	if framing == frameNone {
 		if err := c.bw.Flush(); err != nil {
 			ex.abort()
-			return nil, ex.reused && ctx.Err() == nil, ex.wrap("write", err)
+			return nil, &failure{err: ex.wrap("write", err), unsent: c.written == written && ctx.Err() == nil}
 		}
 		ex.armHeaderTimer()
 	} else {
-		ex.writeDone = make(chan error, 1)
-		go ex.writeContent(framing)
+		ex.writeDone = make(chan writeResult, 1)
+		go ex.writeContent(framing, written)
 	}
 
-	// Wait for the first byte separately: its absence on a reused
-	// connection is what makes a retry safe.
+	// Wait for the first byte separately: its absence is what makes a
+	// retry safe.
 	if _, err := c.br.Peek(1); err != nil {
-		werr := ex.contentError()
+		w, done := ex.contentResult()
 		ex.abort()
-		if werr != nil {
-			return nil, false, ex.wrap("write", werr)
+		if ctx.Err() != nil {
+			return nil, &failure{err: ex.wrap("read header", err)}
 		}
-		return nil, ex.reused && framing == frameNone && connGone(err) && ctx.Err() == nil, ex.wrap("read header", err)
+		if w.err != nil {
+			return nil, &failure{err: ex.wrap("write", w.err), unsent: !w.sent}
+		}
+		// With content still being written, nothing is known.
+		silent := connGone(err) && (framing == frameNone || done)
+		return nil, &failure{err: ex.wrap("read header", err), silentClose: silent}
 	}
 	head, err := readResponseHead(c.br, req.Method, maxResponseHeaderBytes, got1xx(ctx))
 	if err != nil {
 		ex.abort()
-		return nil, false, ex.wrap("read header", err)
+		return nil, &failure{err: ex.wrap("read header", err)}
 	}
 	ex.headerArrived()
 	ex.head = head
-	return ex.response(), false, nil
+	return ex.response(), nil
+}
+
+// writeResult is the content writer's outcome: its error, and whether any
+// byte of the request reached the socket.
+type writeResult struct {
+	err  error
+	sent bool
 }
 
 // writeContent runs on its own goroutine for requests with content.
-func (ex *exchange) writeContent(framing requestFraming) {
+func (ex *exchange) writeContent(framing requestFraming, written int64) {
 	err := writeRequestBody(ex.c.bw, ex.req, framing)
 	if err == nil {
 		err = ex.c.bw.Flush()
@@ -101,7 +123,7 @@ func (ex *exchange) writeContent(framing requestFraming) {
 	if err == nil {
 		ex.armHeaderTimer()
 	}
-	ex.writeDone <- err
+	ex.writeDone <- writeResult{err, ex.c.written != written}
 	if err != nil {
 		// Unblock the response reader, which finds err above: the exchange
 		// cannot succeed.
@@ -109,18 +131,18 @@ func (ex *exchange) writeContent(framing requestFraming) {
 	}
 }
 
-// contentError returns the content writer's error if it has finished with
-// one; it does not wait.
-func (ex *exchange) contentError() error {
+// contentResult returns the content writer's result if it has finished;
+// it does not wait.
+func (ex *exchange) contentResult() (w writeResult, done bool) {
 	if ex.writeDone == nil {
-		return nil
+		return writeResult{}, false
 	}
 	select {
-	case err := <-ex.writeDone:
-		ex.writeDone <- err // keep it for finish
-		return err
+	case w = <-ex.writeDone:
+		ex.writeDone <- w // keep it for finish
+		return w, true
 	default:
-		return nil
+		return writeResult{}, false
 	}
 }
 
@@ -247,8 +269,8 @@ func (ex *exchange) finish(err error) {
 	}
 	if ex.writeDone != nil {
 		select {
-		case werr := <-ex.writeDone:
-			if werr != nil {
+		case w := <-ex.writeDone:
+			if w.err != nil {
 				reason = retireError
 			}
 		default:

@@ -80,7 +80,9 @@ func TestLearnedIdleTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newTestBackend(t, Config{IdleTimeout: 60 * time.Second, HintMargin: time.Second}, o.addr())
 		fetch(t, b, "GET", "/", nil)
-		time.Sleep(5 * time.Second)
+		// Off the sweep's ticks, so that the reaper never runs while the
+		// test itself does.
+		time.Sleep(5*time.Second - sweepInterval/2)
 		if s := stats(b); s.Idle != 1 || s.LearnedIdleTimeout != 0 {
 			t.Fatalf("before the close: %+v", s)
 		}
@@ -96,7 +98,7 @@ func TestLearnedIdleTimeout(t *testing.T) {
 			t.Fatalf("learned %vs, want 5s within the sweep interval", s.LearnedIdleTimeout)
 		}
 		fetch(t, b, "GET", "/", nil) // a new connection, now under the learned limit
-		time.Sleep(time.Duration(s.LearnedIdleTimeout*float64(time.Second)) - time.Second + sweepInterval)
+		time.Sleep(time.Duration(s.LearnedIdleTimeout*float64(time.Second)) - time.Second + sweepInterval/2)
 		synctest.Wait()
 		if s := stats(b); s.Idle != 0 || s.Retired.Learned != 1 {
 			t.Fatalf("the learned limit did not retire the connection: %+v", s)
@@ -116,7 +118,7 @@ func TestLearningIgnoresYoungCloses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newTestBackend(t, Config{}, o.addr())
 		fetch(t, b, "GET", "/", nil)
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(2*sweepInterval - sweepInterval/2)
 		close(closeNow)
 		waitClosed(t, b)
 		time.Sleep(sweepInterval)

@@ -267,20 +267,23 @@ func TestStrayBytesMakeIdleConnectionDead(t *testing.T) {
 // connection; others never are.
 func TestReusedConnectionRace(t *testing.T) {
 	tests := []struct {
-		method, idempotencyKey string
-		body                   string
-		wantRetry              bool
+		name, method, idempotencyKey string
+		body                         string
+		replayable                   bool // GetBody set
+		wantRetry                    bool
 	}{
-		{method: "GET", wantRetry: true},
-		{method: "HEAD", wantRetry: true},
-		{method: "DELETE", wantRetry: true},
-		{method: "POST", wantRetry: false},
-		{method: "POST", idempotencyKey: "k1", wantRetry: true},
-		{method: "PATCH", wantRetry: false},
-		{method: "PUT", body: "content", wantRetry: false}, // content was consumed
+		{name: "GET", method: "GET", wantRetry: true},
+		{name: "HEAD", method: "HEAD", wantRetry: true},
+		{name: "DELETE", method: "DELETE", wantRetry: true},
+		{name: "POST", method: "POST", wantRetry: false},
+		{name: "POST with idempotency key", method: "POST", idempotencyKey: "k1", wantRetry: true},
+		{name: "PATCH", method: "PATCH", wantRetry: false},
+		{name: "PUT replayable content", method: "PUT", body: "content", replayable: true, wantRetry: true},
+		{name: "PUT consumed content", method: "PUT", body: "content", wantRetry: false},
+		{name: "POST replayable content", method: "POST", body: "content", replayable: true, wantRetry: false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.method+tt.idempotencyKey+tt.body, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			var mu sync.Mutex
 			var seen []string // method seen on each connection, "conn:method"
 			o := startOrigin(t, func(c *originConn) {
@@ -303,6 +306,9 @@ func TestReusedConnectionRace(t *testing.T) {
 			req, _ := http.NewRequest(tt.method, "http://origin.test/", nil)
 			if tt.body != "" {
 				req, _ = http.NewRequest(tt.method, "http://origin.test/", strings.NewReader(tt.body))
+				if !tt.replayable {
+					req.GetBody = nil
+				}
 			}
 			if tt.idempotencyKey != "" {
 				req.Header.Set("Idempotency-Key", tt.idempotencyKey)
