@@ -141,9 +141,10 @@ var ErrPoolFull = errors.New("connection pool full")
 // Backend is an http.RoundTripper that sends requests over pooled HTTP/1.1
 // connections to its origin servers.
 type Backend struct {
-	name  string
-	pools []*pool
-	next  atomic.Uint32 // round-robin cursor
+	name        string
+	pools       []*pool
+	next        atomic.Uint32 // round-robin cursor
+	bufferLimit int64         // Config.BufferRequestBody
 }
 
 var _ http.RoundTripper = (*Backend)(nil)
@@ -154,7 +155,7 @@ func New(cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
 	}
 	cfg.setDefaults()
-	b := &Backend{name: cfg.Name}
+	b := &Backend{name: cfg.Name, bufferLimit: cfg.BufferRequestBody}
 	for _, addr := range cfg.Servers {
 		b.pools = append(b.pools, newPool(addr, &cfg))
 	}
@@ -165,6 +166,12 @@ func New(cfg Config) (*Backend, error) {
 // server in turn; a server that cannot be dialed is passed over, since the
 // request never left. req.Body is closed, as the interface requires.
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
+	if b.bufferLimit > 0 && framingOf(req) == frameChunked {
+		var err error
+		if req, err = bufferContent(req, b.bufferLimit); err != nil {
+			return nil, err
+		}
+	}
 	start := b.pick()
 	var err error
 	for i := range b.pools {

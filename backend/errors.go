@@ -8,7 +8,8 @@ import (
 // Error is every error RoundTrip returns for a failure on the upstream hop.
 // It records the operation and server, and describes itself through
 // behaviour methods (as net.Error does) so that the consumer can choose a
-// status without importing this package: Timeout (504), Unavailable (503).
+// status without importing this package: Timeout (504), Unavailable (503),
+// TooLarge (413).
 type Error struct {
 	Op   string // "dial", "write", "read header", "read body", "pool"
 	Addr string // origin server, empty when none was chosen
@@ -16,6 +17,7 @@ type Error struct {
 
 	timeout     bool // the origin did not answer in time
 	unavailable bool // no connection could be had (pool full, no server)
+	tooLarge    bool // the request content exceeds what may be buffered
 }
 
 func (e *Error) Error() string {
@@ -29,6 +31,10 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Timeout reports whether the origin failed to answer in time.
 func (e *Error) Timeout() bool { return e.timeout }
+
+// TooLarge reports whether the request content was larger than the
+// backend may buffer.
+func (e *Error) TooLarge() bool { return e.tooLarge }
 
 // Unavailable reports whether the request was refused for lack of capacity
 // and never reached an origin.

@@ -2,7 +2,11 @@ package backend
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
+	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -65,5 +69,45 @@ func TestRetryUnsentRequest(t *testing.T) {
 				t.Fatalf("retried %d", stats(b).Retried)
 			}
 		})
+	}
+}
+
+// TestBufferRequestBody: content of unknown length goes with a
+// Content-Length when buffering is on, and over the limit fails with a
+// TooLarge error (413) before anything is sent.
+func TestBufferRequestBody(t *testing.T) {
+	got := make(chan *http.Request, 1)
+	o := startOrigin(t, func(c *originConn) {
+		for {
+			req, body, err := c.readRequest()
+			if err != nil {
+				return
+			}
+			req.Body = io.NopCloser(strings.NewReader(string(body)))
+			got <- req
+			c.write(okResponse("ok"))
+		}
+	})
+	b := newTestBackend(t, Config{BufferRequestBody: 8}, o.addr())
+	req, _ := http.NewRequest("POST", "http://origin.test/", io.NopCloser(strings.NewReader("12345678")))
+	req.ContentLength = -1
+	resp, err := b.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	r := <-got
+	if r.ContentLength != 8 || len(r.TransferEncoding) != 0 {
+		t.Fatalf("origin got length %d encoding %v", r.ContentLength, r.TransferEncoding)
+	}
+	req, _ = http.NewRequest("POST", "http://origin.test/", io.NopCloser(strings.NewReader("123456789")))
+	req.ContentLength = -1
+	_, err = b.RoundTrip(req)
+	var e *Error
+	if !errors.As(err, &e) || !e.TooLarge() {
+		t.Fatalf("got %v, want a TooLarge error", err)
+	}
+	if s := stats(b); s.Opened != 1 || s.Reused != 0 {
+		t.Fatalf("%+v: the oversized request must not reach the origin", s)
 	}
 }

@@ -17,12 +17,14 @@ var (
 type (
 	timeoutError     interface{ Timeout() bool }     // the origin did not answer in time
 	unavailableError interface{ Unavailable() bool } // no capacity; nothing was sent
+	tooLargeError    interface{ TooLarge() bool }    // the request content is over a limit
 )
 
 // statusFor is the one place where an error becomes a response status.
 func statusFor(err error) int {
 	var t timeoutError
 	var u unavailableError
+	var l tooLargeError
 	switch {
 	case errors.Is(err, errNoRoute):
 		return http.StatusNotFound
@@ -32,6 +34,8 @@ func statusFor(err error) int {
 		return http.StatusGatewayTimeout
 	case errors.As(err, &u) && u.Unavailable():
 		return http.StatusServiceUnavailable
+	case errors.As(err, &l) && l.TooLarge():
+		return http.StatusRequestEntityTooLarge
 	}
 	return http.StatusBadGateway
 }
