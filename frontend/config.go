@@ -51,6 +51,9 @@ func normalize(cfg Config) (Config, error) {
 	if cfg.IdleTimeout < 0 {
 		return cfg, fmt.Errorf("frontend: Config.IdleTimeout %v is negative", cfg.IdleTimeout)
 	}
+	if cfg.MaxRequestsPerConn < 0 {
+		return cfg, fmt.Errorf("frontend: Config.MaxRequestsPerConn %d is negative", cfg.MaxRequestsPerConn)
+	}
 	if cfg.MaxHeaderBytes < 0 {
 		return cfg, fmt.Errorf("frontend: Config.MaxHeaderBytes %d is negative", cfg.MaxHeaderBytes)
 	}

@@ -35,6 +35,7 @@ func newHTTP1Server(cfg Config, errorLog *log.Logger) *http.Server {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          errorLog,
+		ConnContext:       h1ConnContext,
 	}
 }
 

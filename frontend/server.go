@@ -52,6 +52,13 @@ type Config struct {
 	// MaxReadFrameSize is the largest HTTP/2 frame accepted. Zero means 1 MiB.
 	// Otherwise it must lie in [16384, 16777215] (RFC 9113 §6.5.2).
 	MaxReadFrameSize uint32
+	// MaxRequestsPerConn caps the requests on one HTTP/1.x client
+	// connection; the last gets "Connection: close". Zero means no limit.
+	MaxRequestsPerConn int
+	// NoKeepAliveHeader stops HTTP/1.x responses from advertising
+	// "Keep-Alive: timeout=N, max=M" (N from IdleTimeout, M the requests
+	// left, omitted without a limit).
+	NoKeepAliveHeader bool
 	// Logger receives connection-level errors. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -171,10 +178,10 @@ func (s *Server) Start() error {
 	}
 
 	tlsPort := s.tcpLn.Addr().(*net.TCPAddr).Port
-	s.https.Handler = s.handler
+	s.https.Handler = newPersistence(s.handler, s.cfg)
 	if s.h3 != nil {
 		// The UDP port equals the TCP port (bind), so Alt-Svc names it.
-		s.https.Handler = altSvcHandler{next: s.handler, value: altSvcValue(tlsPort)}
+		s.https.Handler = altSvcHandler{next: s.https.Handler, value: altSvcValue(tlsPort)}
 	}
 	if s.plain != nil {
 		s.plain.Handler = s.cfg.PlainHandler
