@@ -11,6 +11,7 @@ import (
 //
 //	GET /healthz  "ok"
 //	GET /stats    {"backends":{"NAME":[backend.ServerStats, ...]}}
+//	GET /metrics  the same counters in the Prometheus text format
 //
 // Everything else is 404. It is plain HTTP and has no authentication, so
 // it belongs on a loopback or otherwise private address.
@@ -42,6 +43,10 @@ func adminHandler(stats func() map[string][]backend.ServerStats) http.Handler {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Cache-Control", "no-store")
 			w.Write(append(body, '\n'))
+		case "/metrics":
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			writeMetrics(w, stats())
 		default:
 			http.NotFound(w, r)
 		}

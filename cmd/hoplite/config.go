@@ -49,6 +49,8 @@ type DownstreamConfig struct {
 	MaxHeaderBytes       Size     `yaml:"max_header_bytes"`
 	MaxConcurrentStreams uint32   `yaml:"max_concurrent_streams"`
 	MaxReadFrameSize     Size     `yaml:"max_read_frame_size"`
+	MaxRequestsPerConn   int      `yaml:"max_requests_per_conn"`
+	KeepAliveHeader      *bool    `yaml:"keep_alive_header"` // nil means true
 }
 
 // RouteConfig sends matching requests to a backend.
@@ -60,13 +62,17 @@ type RouteConfig struct {
 
 // BackendConfig is one backend; zero means backend's default.
 type BackendConfig struct {
-	Servers           []string `yaml:"servers"`
-	ConnectTimeout    Duration `yaml:"connect_timeout"`
-	ResponseTimeout   Duration `yaml:"response_timeout"`
-	IdleTimeout       Duration `yaml:"idle_timeout"`
-	MaxIdlePerServer  int      `yaml:"max_idle_per_server"`
-	MaxConnsPerServer int      `yaml:"max_conns_per_server"`
-	MaxWaiters        int      `yaml:"max_waiters"`
+	Servers            []string `yaml:"servers"`
+	ConnectTimeout     Duration `yaml:"connect_timeout"`
+	ResponseTimeout    Duration `yaml:"response_timeout"`
+	IdleTimeout        Duration `yaml:"idle_timeout"`
+	MaxIdlePerServer   int      `yaml:"max_idle_per_server"`
+	MaxConnsPerServer  int      `yaml:"max_conns_per_server"`
+	MaxWaiters         int      `yaml:"max_waiters"`
+	HintMargin         Duration `yaml:"hint_margin"`
+	MaxRequestsPerConn int      `yaml:"max_requests_per_conn"`
+	MaxLifetime        Duration `yaml:"max_lifetime"`
+	BufferRequestBody  Size     `yaml:"buffer_request_body"`
 }
 
 // plan is everything a Config decides, in the shape of the components'
@@ -102,6 +108,8 @@ func (c *Config) plan(dataDir string) plan {
 			MaxHeaderBytes:       int(c.Downstream.MaxHeaderBytes),
 			MaxConcurrentStreams: c.Downstream.MaxConcurrentStreams,
 			MaxReadFrameSize:     uint32(c.Downstream.MaxReadFrameSize),
+			MaxRequestsPerConn:   c.Downstream.MaxRequestsPerConn,
+			NoKeepAliveHeader:    c.Downstream.KeepAliveHeader != nil && !*c.Downstream.KeepAliveHeader,
 		},
 		Admin: c.Admin,
 	}
@@ -127,6 +135,10 @@ func (c *Config) plan(dataDir string) plan {
 			MaxIdlePerServer:      b.MaxIdlePerServer,
 			MaxConnsPerServer:     b.MaxConnsPerServer,
 			MaxWaiters:            b.MaxWaiters,
+			HintMargin:            time.Duration(b.HintMargin),
+			MaxRequestsPerConn:    b.MaxRequestsPerConn,
+			MaxLifetime:           time.Duration(b.MaxLifetime),
+			BufferRequestBody:     int64(b.BufferRequestBody),
 		})
 	}
 	return p

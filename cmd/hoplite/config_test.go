@@ -161,6 +161,8 @@ downstream:
   max_header_bytes: 32 KiB
   max_concurrent_streams: 100
   max_read_frame_size: 65536
+  max_requests_per_conn: 1000
+  keep_alive_header: false
 routes:
   - {host: "*.apps.test", path: /api/, backend: api}
   - path: /
@@ -176,6 +178,10 @@ backends:
     max_idle_per_server: 8
     max_conns_per_server: 100
     max_waiters: 0
+    hint_margin: 2s
+    max_requests_per_conn: 500
+    max_lifetime: 1h
+    buffer_request_body: 1MiB
 `
 	cfg, err := parseConfig("full.yaml", []byte(full))
 	if err != nil {
@@ -197,6 +203,8 @@ backends:
 			MaxHeaderBytes:       32 << 10,
 			MaxConcurrentStreams: 100,
 			MaxReadFrameSize:     65536,
+			MaxRequestsPerConn:   1000,
+			NoKeepAliveHeader:    true,
 		},
 		Translate: translate.Config{Routes: []translate.Route{
 			{Host: "*.apps.test", PathPrefix: "/api/", Backend: "api"},
@@ -211,6 +219,10 @@ backends:
 				IdleTimeout:           30 * time.Second,
 				MaxIdlePerServer:      8,
 				MaxConnsPerServer:     100,
+				HintMargin:            2 * time.Second,
+				MaxRequestsPerConn:    500,
+				MaxLifetime:           time.Hour,
+				BufferRequestBody:     1 << 20,
 			},
 			{Name: "web", Servers: []string{"10.0.0.1:80", "10.0.0.2:8080", "[::1]:81"}},
 		},
