@@ -55,8 +55,14 @@ func TestAdmin(t *testing.T) {
 		t.Errorf("/stats body:\n%s", body)
 	}
 
+	code, ctype, body = get("GET", "/metrics")
+	if code != 200 || !strings.HasPrefix(ctype, "text/plain; version=0.0.4") ||
+		!strings.Contains(body, `hoplite_upstream_requests_reused_total{backend="demo",`) {
+		t.Errorf("/metrics: %d %s\n%s", code, ctype, body)
+	}
+
 	for _, c := range []struct{ method, path string }{
-		{"GET", "/"}, {"GET", "/healthz/x"}, {"GET", "/metrics"}, {"POST", "/healthz"}, {"DELETE", "/stats"},
+		{"GET", "/"}, {"GET", "/healthz/x"}, {"GET", "/metrics/x"}, {"POST", "/healthz"}, {"DELETE", "/stats"},
 	} {
 		if code, _, _ := get(c.method, c.path); code != 404 {
 			t.Errorf("%s %s: %d; want 404", c.method, c.path, code)
