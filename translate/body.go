@@ -120,3 +120,26 @@ type readCloser struct {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// trailerSync passes on the downstream request's trailer fields when its
+// content ends, the moment servers fill them in. It reads them through the
+// request, not a map kept from before: quic-go's HTTP/3 server stores them
+// in a new map then, while net/http and x/net fill the one they announced.
+type trailerSync struct {
+	io.ReadCloser
+	src  *http.Request
+	dst  http.Header
+	done bool
+}
+
+func (b *trailerSync) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		for k, vv := range b.src.Trailer {
+			b.dst[k] = vv
+		}
+		removeHopByHop(b.dst)
+	}
+	return n, err
+}

@@ -103,6 +103,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		dst[k] = vv
 	}
 	w.WriteHeader(resp.StatusCode)
+	if _, hasLength := dst["Content-Length"]; r.Method == http.MethodHead && !hasLength {
+		// RFC 9110 §9.3.2: a HEAD response's Content-Length, if any, is the
+		// GET's. Without one from the origin, send the header now, before
+		// a server derives "Content-Length: 0" from the empty content
+		// (quic-go's HTTP/3 server does).
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
 	if err := copyBody(w, resp.Body); err != nil {
 		h.log.Debug("response cut short", "method", r.Method, "uri", r.RequestURI, "backend", rt.name, "err", err)
 		// The standard way to tell net/http, x/net/http2 and quic-go/http3
@@ -135,8 +144,14 @@ func (h *Handler) outgoing(w http.ResponseWriter, r *http.Request) *http.Request
 	addVia(out.Header, h.via.forProto(r.ProtoMajor, r.ProtoMinor))
 	setForwarded(out.Header, r)
 	out.Body, out.ContentLength = requestContent(w, r)
-	if out.Trailer != nil {
+	out.Trailer = nil
+	if out.Body != nil && r.Trailer != nil {
+		out.Trailer = make(http.Header, len(r.Trailer))
+		for k := range r.Trailer {
+			out.Trailer[k] = nil // announced now, filled at the end
+		}
 		removeHopByHop(out.Trailer)
+		out.Body = &trailerSync{ReadCloser: out.Body, src: r, dst: out.Trailer}
 	}
 	return out
 }

@@ -35,3 +35,17 @@ func removeHopByHop(h http.Header) {
 		delete(h, k)
 	}
 }
+
+// ConnectionSpecific reports whether a request field makes an HTTP/2 or
+// HTTP/3 request malformed: those protocols manage connections themselves,
+// so a hop-by-hop field in them is an error, not something to remove
+// (RFC 9113 §8.2.2, RFC 9114 §4.2). The one exception is "TE: trailers".
+// It exists so that the frontend applies the same list.
+func ConnectionSpecific(name, value string) bool {
+	for _, k := range hopByHop {
+		if strings.EqualFold(name, k) {
+			return k != "Te" || !strings.EqualFold(strings.TrimSpace(value), "trailers")
+		}
+	}
+	return false
+}
