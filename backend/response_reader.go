@@ -67,8 +67,8 @@ func readResponseHead(br *bufio.Reader, method string, limit int, got1xx func(in
 			return nil, errUnsupportedProto
 		}
 		// RFC 9110 §15.2: a 1xx response has no content and is followed by
-		// the final response. 100 Continue concerns this hop only.
-		if got1xx != nil && h.status != http.StatusContinue {
+		// the final response. Which ones to pass on is the caller's call.
+		if got1xx != nil {
 			if err := got1xx(h.status, h.header); err != nil {
 				return nil, err
 			}

@@ -70,12 +70,17 @@ type readDeadliner interface{ SetReadDeadline(time.Time) error }
 // HTTP/3 does not tell a request without content from one whose length is
 // unknown until the stream's end arrives, so quic-go gives -1 for both. For
 // methods that rarely carry content, one short read settles it, and a GET
-// does not reach the origin as an empty chunked message.
+// does not reach the origin as an empty chunked message. quic-go checks a
+// read deadline on each read, so one that expired leaves the stream
+// intact.
 func requestContent(w http.ResponseWriter, r *http.Request) (io.ReadCloser, int64) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil, 0
 	}
-	if r.ContentLength > 0 || !usuallyBodiless(r.Method) {
+	if r.ContentLength > 0 || r.ProtoMajor != 3 || !usuallyBodiless(r.Method) {
+		// HTTP/1.x and HTTP/2 give -1 only to content that is really there
+		// (chunked, or a stream without END_STREAM). Probing them would
+		// break the content: their read deadlines are not undone.
 		return r.Body, r.ContentLength
 	}
 	var one [1]byte

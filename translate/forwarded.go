@@ -3,6 +3,10 @@ package translate
 import (
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // viaValues are the Via entries for each received protocol version
@@ -33,7 +37,7 @@ func addVia(h http.Header, entry string) {
 
 // setForwarded records the client for the origin. hoplite is the edge:
 // what the client says about earlier hops cannot be checked, so its
-// X-Forwarded-* fields are replaced, not extended.
+// Forwarded and X-Forwarded-* fields are replaced, not extended.
 func setForwarded(h http.Header, r *http.Request) {
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -46,4 +50,21 @@ func setForwarded(h http.Header, r *http.Request) {
 	h["X-Forwarded-For"] = []string{ip}
 	h["X-Forwarded-Proto"] = []string{proto}
 	h["X-Forwarded-Host"] = []string{r.Host}
+	// RFC 7239 §4: the same facts in the standard field. An IPv6 address
+	// is bracketed, and any value that is not a token is quoted.
+	if strings.Contains(ip, ":") {
+		ip = "[" + ip + "]"
+	}
+	h["Forwarded"] = []string{"for=" + forwardedValue(ip) + ";host=" + forwardedValue(r.Host) + ";proto=" + proto}
+}
+
+// forwardedValue writes v as a token, or as a quoted-string when it is not
+// one (RFC 7239 §4, RFC 9110 §5.6.4).
+func forwardedValue(v string) string {
+	for i := 0; i < len(v); i++ {
+		if !httpguts.IsTokenRune(rune(v[i])) {
+			return strconv.Quote(v)
+		}
+	}
+	return v
 }

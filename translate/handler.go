@@ -79,13 +79,13 @@ func New(cfg Config) (*Handler, error) {
 // response short, which the frontend signals to the client as an error
 // (HTTP/1.1: the connection closes; HTTP/2 and HTTP/3: the stream resets).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		h.fail(w, r, "", errUnsupported)
+		return
+	}
 	rt := h.match(r)
 	if rt == nil {
 		h.fail(w, r, "", errNoRoute)
-		return
-	}
-	if r.Method == http.MethodConnect {
-		h.fail(w, r, rt.name, errUnsupported)
 		return
 	}
 	out := h.outgoing(w, r)
@@ -131,11 +131,13 @@ func (h *Handler) outgoing(w http.ResponseWriter, r *http.Request) *http.Request
 		ctx = withInterimForwarding(ctx, w)
 	}
 	out := r.WithContext(ctx)
-	out.URL = &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
-	if out.URL.Path == "" {
-		out.URL.Path = "/"
-	}
+	out.URL = &url.URL{Path: requestPath(r), RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	out.RequestURI = ""
+	// The downstream connection's fate is not the upstream's: a client's
+	// "Connection: close" (or HTTP/1.0) must not close a pooled connection
+	// (RFC 9112 §9.3), and the upstream framing is the backend's choice.
+	out.Close = false
+	out.TransferEncoding = nil
 	out.Header = r.Header.Clone()
 	if out.Header == nil {
 		out.Header = make(http.Header)
@@ -163,6 +165,9 @@ func (h *Handler) outgoing(w http.ResponseWriter, r *http.Request) *http.Request
 func withInterimForwarding(ctx context.Context, w http.ResponseWriter) context.Context {
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
+			if code == http.StatusContinue {
+				return nil // each hop answers its own expectation (RFC 9110 §10.1.1)
+			}
 			h := w.Header()
 			saved := h.Clone()
 			hdr := http.Header(header)

@@ -65,11 +65,22 @@ func (h *Handler) match(r *http.Request) *route {
 	host := requestHost(r.Host)
 	for i := range h.routes {
 		rt := &h.routes[i]
-		if hostMatches(rt.host, host) && strings.HasPrefix(r.URL.Path, rt.prefix) {
+		if hostMatches(rt.host, host) && strings.HasPrefix(requestPath(r), rt.prefix) {
 			return rt
 		}
 	}
 	return nil
+}
+
+// requestPath is the path the request is routed by and sent upstream
+// with: an absolute-form target without a path means "/" (RFC 9112
+// §3.2.2), and "OPTIONS *" (§3.2.4) is routed as "/" while keeping its
+// asterisk-form.
+func requestPath(r *http.Request) string {
+	if p := r.URL.Path; p != "" {
+		return p
+	}
+	return "/"
 }
 
 func hostMatches(pattern, host string) bool {
