@@ -38,3 +38,6 @@ test:
 		gofmt -d $$unformatted; exit 1; \
 	fi
 	PATH="$(GOBIN_DIR):$$PATH" $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	# Tests that exercise a quic-go client data race (see the file) run
+	# without the race detector.
+	$(GO) test -count=1 -run '^TestHTTP3No0RTTControl$$' ./frontend
