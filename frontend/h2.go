@@ -1,6 +1,8 @@
 package frontend
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -43,6 +45,10 @@ import (
 //     the remaining budget ends it with GOAWAY(PROTOCOL_ERROR) (x/net
 //     frame.go readMetaFrame; pinned by TestHTTP2HeaderListTooLarge).
 //
+// The "h2" entry ConfigureServer registers is then replaced by serveH2,
+// which runs the same x/net server over the read shim of h2shim.go (RFC 9113
+// fixes: duplicate SETTINGS, connection-specific request fields).
+//
 // IdleTimeout closes an idle connection with GOAWAY. On http.Server.Shutdown
 // x/net (registered through RegisterOnShutdown) sends GOAWAY(NO_ERROR),
 // lets open streams finish, and closes the connection.
@@ -62,5 +68,60 @@ func configureHTTP2(h1 *http.Server, cfg Config) (*http2.Server, error) {
 	if h1.TLSNextProto[http2.NextProtoTLS] == nil {
 		return nil, errors.New("frontend: configure HTTP/2: x/net/http2 did not register for h2")
 	}
+	h1.TLSNextProto[http2.NextProtoTLS] = serveH2(h2, shimConfig{
+		maxFrameSize:      h2.MaxReadFrameSize,
+		headerTableSize:   h2DecoderTableSize(h2),
+		maxHeaderListSize: h2MaxHeaderListSize(h1),
+		malformed:         cfg.MalformedField,
+	})
 	return h2, nil
+}
+
+// serveH2 returns the TLSNextProto["h2"] entry that replaces x/net's: it
+// serves the connection with x/net's server exactly as x/net's own entry
+// does (server.go, ConfigureServer's protoHandler), but through the read
+// shim of h2shim.go. A TLSNextProto function receives a *tls.Conn and x/net
+// hands that on to ServeConn, so wrapping the connection means calling
+// ServeConn here.
+//
+// net/http passes its per-connection base context through an unexported
+// method of h (initALPNRequest.BaseContext), which x/net's entry reads the
+// same way.
+func serveH2(h2 *http2.Server, sc shimConfig) func(*http.Server, *tls.Conn, http.Handler) {
+	type baseContexter interface{ BaseContext() context.Context }
+	return func(hs *http.Server, c *tls.Conn, h http.Handler) {
+		var ctx context.Context
+		if bc, ok := h.(baseContexter); ok {
+			ctx = bc.BaseContext()
+		}
+		// ServeConn is deprecated along with ConfigureServer; see above.
+		h2.ServeConn(newShimConn(c, sc), &http2.ServeConnOpts{
+			Context:    ctx,
+			Handler:    h,
+			BaseConfig: hs,
+		})
+	}
+}
+
+// h2DecoderTableSize is the dynamic table size of the HPACK decoder x/net
+// builds for a connection: http2.Server.MaxDecoderHeaderTableSize, or the
+// protocol's initial 4096 when zero (RFC 9113 §6.5.2; x/net config.go
+// setConfigDefaults).
+func h2DecoderTableSize(h2 *http2.Server) uint32 {
+	if h2.MaxDecoderHeaderTableSize == 0 {
+		return 4096
+	}
+	return h2.MaxDecoderHeaderTableSize
+}
+
+// h2MaxHeaderListSize is the SETTINGS_MAX_HEADER_LIST_SIZE x/net derives
+// from http.Server.MaxHeaderBytes (server.go maxHeaderListSize,
+// adjustHTTP1MaxHeaderSize): room for ten fields of 32 bytes overhead more.
+// TestH2ShimLimitsMatchXNet compares it with the value on the wire.
+func h2MaxHeaderListSize(h1 *http.Server) uint32 {
+	n := h1.MaxHeaderBytes
+	if n <= 0 {
+		n = http.DefaultMaxHeaderBytes
+	}
+	return uint32(n + 10*32)
 }

@@ -107,9 +107,22 @@ func TestHTTP2SettingsFromXNet(t *testing.T) {
 }
 
 // TestHTTP2IsXNet checks the wiring behind the SETTINGS test: the "h2"
-// ALPN handler is x/net's, and nothing that would hand HTTP/2 back to
-// net/http's bundled server is set.
+// ALPN entry is frontend's serveH2 (x/net's server behind the read shim,
+// h2shim.go), http2.ConfigureServer still registers x/net's own entry for it
+// to replace (with Go 1.27 and without -tags http2legacy it would not, and
+// New fails), and nothing that would hand HTTP/2 back to net/http's bundled
+// server is set.
 func TestHTTP2IsXNet(t *testing.T) {
+	funcName := func(fn any) string { return runtime.FuncForPC(reflect.ValueOf(fn).Pointer()).Name() }
+
+	var plain http.Server
+	if err := http2.ConfigureServer(&plain, &http2.Server{}); err != nil {
+		t.Fatal(err)
+	}
+	if name := funcName(plain.TLSNextProto["h2"]); !strings.HasPrefix(name, "golang.org/x/net/http2.") {
+		t.Errorf("http2.ConfigureServer registers %s for h2, want golang.org/x/net/http2", name)
+	}
+
 	cfg, _ := testConfig(t, Config{})
 	s, err := New(cfg, protoHandler(nil))
 	if err != nil {
@@ -119,9 +132,8 @@ func TestHTTP2IsXNet(t *testing.T) {
 	if fn == nil {
 		t.Fatal("no h2 entry in TLSNextProto")
 	}
-	name := runtime.FuncForPC(reflect.ValueOf(fn).Pointer()).Name()
-	if !strings.HasPrefix(name, "golang.org/x/net/http2.") {
-		t.Errorf("h2 handled by %s, want golang.org/x/net/http2", name)
+	if name := funcName(fn); !strings.HasPrefix(name, "hoplite/frontend.") || !strings.Contains(name, "serveH2") {
+		t.Errorf("h2 handled by %s, want frontend's serveH2", name)
 	}
 	if s.https.HTTP2 != nil || s.https.Protocols != nil {
 		t.Errorf("http.Server.HTTP2 %v / Protocols %v set: they would override x/net", s.https.HTTP2, s.https.Protocols)

@@ -61,6 +61,15 @@ type Config struct {
 	NoKeepAliveHeader bool
 	// Logger receives connection-level errors. Nil means slog.Default().
 	Logger *slog.Logger
+	// MalformedField reports whether a request field makes an HTTP/2 or
+	// HTTP/3 request malformed (RFC 9113 §8.2.2, RFC 9114 §4.2); nil
+	// disables the HTTP/2 shim's check. It gets the field name as sent on
+	// the wire (lower case; pseudo-header fields are not passed) and the
+	// value, for the fields of every HTTP/2 request and trailer block; it
+	// must be safe for concurrent use. An HTTP/2 request with such a field
+	// is answered RST_STREAM(PROTOCOL_ERROR) and never reaches the handler
+	// (h2shim.go).
+	MalformedField func(name, value string) bool
 }
 
 // Server serves HTTP/1.1, HTTP/2 and HTTP/3 clients.

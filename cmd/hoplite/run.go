@@ -150,6 +150,9 @@ func build(p plan, logger *slog.Logger, check bool) (_ *app, err error) {
 	fc := p.Frontend
 	fc.TLSConfig = tlsCfg
 	fc.Logger = logger
+	// One list of hop-by-hop fields, translate's, also decides which
+	// fields make an HTTP/2 request malformed.
+	fc.MalformedField = translate.ConnectionSpecific
 	if a.frontend, err = frontend.New(fc, h); err != nil {
 		return nil, err
 	}
