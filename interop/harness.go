@@ -71,6 +71,12 @@ type Config struct {
 	Backends    map[string]Backend
 	// MaxReadFrameSize is downstream.max_read_frame_size ("16KiB").
 	MaxReadFrameSize string
+	// DownstreamIdleTimeout is downstream.idle_timeout.
+	DownstreamIdleTimeout time.Duration
+	// MaxRequestsPerConn is downstream.max_requests_per_conn.
+	MaxRequestsPerConn int
+	// NoKeepAliveHeader writes downstream.keep_alive_header: false.
+	NoKeepAliveHeader bool
 }
 
 // Route is one entry of Config.Routes.
@@ -83,6 +89,11 @@ type Backend struct {
 	Servers         []string // "http://127.0.0.1:PORT"
 	ConnectTimeout  time.Duration
 	ResponseTimeout time.Duration
+	// Pool limits: max_idle_per_server, max_conns_per_server and
+	// max_waiters.
+	MaxIdlePerServer  int
+	MaxConnsPerServer int
+	MaxWaiters        int
 }
 
 // YAML renders c as a hoplite config file.
@@ -103,8 +114,24 @@ func (c Config) YAML() string {
 	if c.CertFile != "" || c.KeyFile != "" {
 		fmt.Fprintf(&b, "tls:\n  cert: %s\n  key: %s\n", q(c.CertFile), q(c.KeyFile))
 	}
+	var down []string
 	if c.MaxReadFrameSize != "" {
-		fmt.Fprintf(&b, "downstream:\n  max_read_frame_size: %s\n", q(c.MaxReadFrameSize))
+		down = append(down, "max_read_frame_size: "+q(c.MaxReadFrameSize))
+	}
+	if c.DownstreamIdleTimeout > 0 {
+		down = append(down, "idle_timeout: "+c.DownstreamIdleTimeout.String())
+	}
+	if c.MaxRequestsPerConn > 0 {
+		down = append(down, "max_requests_per_conn: "+strconv.Itoa(c.MaxRequestsPerConn))
+	}
+	if c.NoKeepAliveHeader {
+		down = append(down, "keep_alive_header: false")
+	}
+	if len(down) > 0 {
+		b.WriteString("downstream:\n")
+		for _, l := range down {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
 	}
 	b.WriteString("routes:\n")
 	for _, r := range c.Routes {
@@ -127,6 +154,14 @@ func (c Config) YAML() string {
 		}
 		if be.ResponseTimeout > 0 {
 			fmt.Fprintf(&b, "    response_timeout: %s\n", be.ResponseTimeout)
+		}
+		for _, n := range []struct {
+			key string
+			v   int
+		}{{"max_idle_per_server", be.MaxIdlePerServer}, {"max_conns_per_server", be.MaxConnsPerServer}, {"max_waiters", be.MaxWaiters}} {
+			if n.v > 0 {
+				fmt.Fprintf(&b, "    %s: %d\n", n.key, n.v)
+			}
 		}
 	}
 	return b.String()
