@@ -52,7 +52,11 @@ type Config struct {
 	// larger request fails with 413. Request trailers are then dropped.
 	// Zero means such requests go chunked.
 	BufferRequestBody int64
-	// MaxIdlePerServer caps idle pooled connections per server. Zero means 64.
+	// MaxIdlePerServer caps idle pooled connections per server. Zero means
+	// 1024. A cap below the load's concurrency makes the pool close
+	// connections that the next burst opens again (Caddy's and nginx's
+	// upstream churn); idle connections cost little and the idle timeouts
+	// retire them.
 	MaxIdlePerServer int
 	// MaxConnsPerServer caps open connections (idle and busy) per server.
 	// Zero means no limit.
@@ -74,7 +78,7 @@ func (c *Config) setDefaults() {
 	def(&c.IdleTimeout, 60*time.Second)
 	def(&c.HintMargin, time.Second)
 	if c.MaxIdlePerServer == 0 {
-		c.MaxIdlePerServer = 64
+		c.MaxIdlePerServer = 1024
 	}
 	if c.MaxWaiters == 0 {
 		c.MaxWaiters = 1024

@@ -119,15 +119,42 @@ func (ex *exchange) writeContent(framing requestFraming, written int64) {
 	if err == nil {
 		err = ex.c.bw.Flush()
 	}
-	ex.req.Body.Close()
 	if err == nil {
 		ex.armHeaderTimer()
 	}
+	// Report before anything else: the origin may already have answered,
+	// and finish is waiting to learn whether the content went out whole.
 	ex.writeDone <- writeResult{err, ex.c.written != written}
+	ex.req.Body.Close()
 	if err != nil {
 		// Unblock the response reader, which finds err above: the exchange
 		// cannot succeed.
 		ex.c.nc.SetDeadline(aLongTimeAgo)
+	}
+}
+
+// contentGrace bounds how long a complete response waits for the content
+// writer to report. A response can only be complete once the origin has
+// all the content, so a writer that finished normally reports at once;
+// one that has not after this long is still busy with content the origin
+// did not wait for.
+const contentGrace = 100 * time.Millisecond
+
+// contentSent reports whether the content writer finished without error,
+// waiting for it at most contentGrace.
+func (ex *exchange) contentSent() bool {
+	select {
+	case w := <-ex.writeDone:
+		return w.err == nil
+	default:
+	}
+	t := time.NewTimer(contentGrace)
+	defer t.Stop()
+	select {
+	case w := <-ex.writeDone:
+		return w.err == nil
+	case <-t.C:
+		return false
 	}
 }
 
@@ -267,18 +294,12 @@ func (ex *exchange) finish(err error) {
 	case ex.head.close:
 		reason = retireOriginClose
 	}
-	if ex.writeDone != nil {
-		select {
-		case w := <-ex.writeDone:
-			if w.err != nil {
-				reason = retireError
-			}
-		default:
-			// Content still being written after a complete response: the
-			// origin will not read the rest as content, close.
-			reason = retireError
-			go ex.req.Body.Close()
-		}
+	if ex.writeDone != nil && !ex.contentSent() {
+		// The origin answered in full before all the content was written
+		// (RFC 9110 §15.5.14 and the like): it will not read the rest as
+		// content, so the connection cannot carry another request.
+		reason = retireError
+		go ex.req.Body.Close()
 	}
 	c := ex.c
 	c.requests++

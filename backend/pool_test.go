@@ -516,3 +516,19 @@ func TestEarlyResponseBeforeContent(t *testing.T) {
 		t.Fatalf("stats %+v: a connection with unsent content must not be pooled", s)
 	}
 }
+
+// TestPostKeepsConnection: a request with content whose response is read
+// to its end before the content writer reports must not cost the
+// connection (seen as "error" retirements behind nginx).
+func TestPostKeepsConnection(t *testing.T) {
+	o := startOrigin(t, serveKeepAlive)
+	b := newTestBackend(t, Config{}, o.addr())
+	for i := 0; i < 200; i++ {
+		if _, body := fetch(t, b, "POST", "/", strings.NewReader("content")); body != "conn 1" {
+			t.Fatalf("request %d answered on %q", i, body)
+		}
+	}
+	if s := stats(b); s.Opened != 1 || s.Retired.Error != 0 {
+		t.Fatalf("opened %d, retired %+v; want one connection, no errors", s.Opened, s.Retired)
+	}
+}

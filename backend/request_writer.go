@@ -68,7 +68,10 @@ func writeRequestHead(w *bufio.Writer, req *http.Request, framing requestFraming
 	w.WriteString(target)
 	w.WriteString(" HTTP/1.1\r\nHost: ")
 	w.WriteString(host)
-	w.WriteString("\r\n")
+	// HTTP/1.1 persists by default (RFC 9112 §9.3), but origins such as
+	// Apache httpd announce their idle timeout and request budget
+	// ("Keep-Alive: timeout=5, max=100") only to a client that asks.
+	w.WriteString("\r\nConnection: keep-alive\r\n")
 
 	if err := writeFields(w, req.Header, skipOnRequest); err != nil {
 		return err
@@ -108,7 +111,7 @@ func writeRequestHead(w *bufio.Writer, req *http.Request, framing requestFraming
 // skipOnRequest lists the fields writeRequestHead writes itself.
 func skipOnRequest(k string) bool {
 	switch k {
-	case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+	case "Host", "Connection", "Content-Length", "Transfer-Encoding", "Trailer":
 		return true
 	}
 	return false

@@ -23,19 +23,19 @@ func TestWriteRequest(t *testing.T) {
 	}{
 		{name: "GET sorted fields", method: "GET", target: "/a%2Fb?q=1",
 			header: http.Header{"X-B": {"2"}, "Accept": {"*/*"}, "X-A": {"1", "one"}},
-			want:   "GET /a%2Fb?q=1 HTTP/1.1\r\nHost: origin.test\r\nAccept: */*\r\nX-A: 1\r\nX-A: one\r\nX-B: 2\r\n\r\n"},
+			want:   "GET /a%2Fb?q=1 HTTP/1.1\r\nHost: origin.test\r\nConnection: keep-alive\r\nAccept: */*\r\nX-A: 1\r\nX-A: one\r\nX-B: 2\r\n\r\n"},
 		{name: "POST without content says so", method: "POST", target: "/",
-			want: "POST / HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 0\r\n\r\n"},
+			want: "POST / HTTP/1.1\r\nHost: origin.test\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"},
 		{name: "POST with length", method: "POST", target: "/", body: strings.NewReader("hello"), length: 5,
-			want: "POST / HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 5\r\n\r\nhello"},
+			want: "POST / HTTP/1.1\r\nHost: origin.test\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhello"},
 		{name: "unknown length goes chunked with trailers", method: "PUT", target: "/", body: strings.NewReader("hello"), length: -1,
 			trailer: http.Header{"X-Sum": {"9"}},
-			want:    "PUT / HTTP/1.1\r\nHost: origin.test\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 9\r\n\r\n"},
+			want:    "PUT / HTTP/1.1\r\nHost: origin.test\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 9\r\n\r\n"},
 		{name: "framing fields in the header are not trusted", method: "POST", target: "/", body: strings.NewReader("hi"), length: 2,
 			header: http.Header{"Content-Length": {"999"}, "Transfer-Encoding": {"chunked"}, "Host": {"evil"}},
-			want:   "POST / HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 2\r\n\r\nhi"},
+			want:   "POST / HTTP/1.1\r\nHost: origin.test\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi"},
 		{name: "OPTIONS asterisk", method: "OPTIONS", target: "*",
-			want: "OPTIONS * HTTP/1.1\r\nHost: origin.test\r\n\r\n"},
+			want: "OPTIONS * HTTP/1.1\r\nHost: origin.test\r\nConnection: keep-alive\r\n\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
