@@ -41,7 +41,9 @@ func needDaemon(t *testing.T, name string) string {
 }
 
 // serverStats is one origin server's entry in the admin GET /stats: the
-// backend package's ServerStats, as JSON.
+// backend package's ServerStats, as JSON. It is declared here rather than
+// imported so that these tests pin the JSON names users' scripts rely on:
+// renaming a field's tag in backend must fail them.
 type serverStats struct {
 	Addr               string  `json:"addr"`
 	Opened             uint64  `json:"opened"`
