@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -138,6 +139,65 @@ func TestPlainListener(t *testing.T) {
 		}
 		if v := r.resp.Header.Values("Alt-Svc"); len(v) != 0 {
 			t.Errorf("plain listener advertised Alt-Svc %q", v)
+		}
+	})
+	// PlainMiddleware goes in front of the default redirect or of
+	// PlainHandler: the ACME HTTP-01 responder answers its own path and
+	// leaves everything else to the handler it wraps.
+	acmeMiddleware := func(calls *atomic.Int32) func(http.Handler) http.Handler {
+		return func(next http.Handler) http.Handler {
+			calls.Add(1)
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tok, ok := strings.CutPrefix(r.URL.Path, "/.well-known/acme-challenge/"); ok {
+					_, _ = io.WriteString(w, tok+".keyauth")
+					return
+				}
+				next.ServeHTTP(w, r)
+			})
+		}
+	}
+	t.Run("middleware before redirect", func(t *testing.T) {
+		var calls atomic.Int32
+		env := startServer(t, Config{PlainAddr: "127.0.0.1:0", PlainMiddleware: acmeMiddleware(&calls)}, protoHandler(nil))
+		c := env.client(t, modeH1)
+		plain := "http://" + env.srv.PlainAddr().String()
+		r := get(c, plain+"/.well-known/acme-challenge/tok123")
+		if r.err != nil || r.resp.StatusCode != 200 || r.body != "tok123.keyauth" {
+			t.Fatalf("challenge: %+v", r)
+		}
+		r = get(c, plain+"/page?q=1")
+		want := "https://127.0.0.1:" + strconv.Itoa(env.port) + "/page?q=1"
+		if r.err != nil || r.resp.StatusCode != http.StatusPermanentRedirect || r.resp.Header.Get("Location") != want {
+			t.Fatalf("other request: %+v, want 308 to %s", r, want)
+		}
+		if n := calls.Load(); n != 1 {
+			t.Errorf("middleware applied %d times, want once", n)
+		}
+	})
+	t.Run("middleware before custom handler", func(t *testing.T) {
+		var calls atomic.Int32
+		custom := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "custom") })
+		env := startServer(t, Config{PlainAddr: "127.0.0.1:0", PlainHandler: custom, PlainMiddleware: acmeMiddleware(&calls)}, protoHandler(nil))
+		c := env.client(t, modeH1)
+		plain := "http://" + env.srv.PlainAddr().String()
+		if r := get(c, plain+"/.well-known/acme-challenge/abc"); r.err != nil || r.body != "abc.keyauth" {
+			t.Errorf("challenge: %+v", r)
+		}
+		if r := get(c, plain+"/x"); r.err != nil || r.resp.StatusCode != 200 || r.body != "custom" {
+			t.Errorf("other request: %+v", r)
+		}
+	})
+	t.Run("middleware returning nil", func(t *testing.T) {
+		cfg, _ := testConfig(t, Config{PlainAddr: "127.0.0.1:0", PlainMiddleware: func(http.Handler) http.Handler { return nil }})
+		srv, err := New(cfg, protoHandler(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Start(); err == nil || err.Error() != "frontend: Config.PlainMiddleware returned a nil handler" {
+			t.Fatalf("Start: %v", err)
+		}
+		if srv.Addr() != nil || srv.PlainAddr() != nil {
+			t.Error("listeners left open after the failed Start")
 		}
 	})
 }

@@ -39,6 +39,12 @@ type Config struct {
 	// PlainHandler serves the plain-HTTP listener. Nil means redirect every
 	// request to HTTPS on Addr's port (308).
 	PlainHandler http.Handler
+	// PlainMiddleware, if set, wraps the plain listener's handler
+	// (PlainHandler or the default redirect) once, at Start. It is where
+	// ACME's HTTP-01 responder goes (RFC 8555 §8.3): it answers
+	// /.well-known/acme-challenge/ requests itself and passes the rest on.
+	// It must not return nil.
+	PlainMiddleware func(http.Handler) http.Handler
 	// ReadHeaderTimeout bounds reading a request header. Zero means 10s.
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes a client connection idle this long. Zero means 2m.
@@ -193,10 +199,17 @@ func (s *Server) Start() error {
 		s.https.Handler = altSvcHandler{next: s.https.Handler, value: altSvcValue(tlsPort)}
 	}
 	if s.plain != nil {
-		s.plain.Handler = s.cfg.PlainHandler
-		if s.plain.Handler == nil {
-			s.plain.Handler = redirectHandler(tlsPort)
+		h := s.cfg.PlainHandler
+		if h == nil {
+			h = redirectHandler(tlsPort)
 		}
+		if s.cfg.PlainMiddleware != nil {
+			if h = s.cfg.PlainMiddleware(h); h == nil {
+				s.closeSockets()
+				return errors.New("frontend: Config.PlainMiddleware returned a nil handler")
+			}
+		}
+		s.plain.Handler = h
 	}
 
 	var loops sync.WaitGroup

@@ -25,10 +25,18 @@ func serveTLS(t *testing.T, cfg *tls.Config) *testServer {
 
 func serveTLSOn(t *testing.T, laddr string, cfg *tls.Config) *testServer {
 	t.Helper()
-	ln, err := tls.Listen("tcp", laddr, cfg)
+	ln, err := net.Listen("tcp", laddr)
 	if err != nil {
 		t.Fatalf("listen %s: %v", laddr, err)
 	}
+	return serveTLSListener(t, ln, cfg, 10*time.Second)
+}
+
+// serveTLSListener completes TLS handshakes on ln, each within timeout:
+// the handshake context ends then, which also ends a GetCertificate that
+// honours it (certmagic's on-demand obtain does).
+func serveTLSListener(t *testing.T, ln net.Listener, cfg *tls.Config, timeout time.Duration) *testServer {
+	t.Helper()
 	s := &testServer{addr: ln.Addr().String(), errs: make(chan error, 128)}
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -39,8 +47,10 @@ func serveTLSOn(t *testing.T, laddr string, cfg *tls.Config) *testServer {
 			}
 			wg.Go(func() {
 				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				if err := c.(*tls.Conn).Handshake(); err != nil {
+				_ = c.SetDeadline(time.Now().Add(timeout))
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				defer cancel()
+				if err := tls.Server(c, cfg).HandshakeContext(ctx); err != nil {
 					select {
 					case s.errs <- err:
 					default:

@@ -34,12 +34,49 @@ type Config struct {
 	src *source // where the config came from; set by parseConfig
 }
 
-// TLSConfig selects the certificate source: cert and key files, or
+// TLSConfig selects the certificate source: cert and key files, acme, or
 // neither for the internal CA.
 type TLSConfig struct {
-	Cert  string   `yaml:"cert"`
-	Key   string   `yaml:"key"`
-	Names []string `yaml:"names"`
+	Cert  string      `yaml:"cert"`
+	Key   string      `yaml:"key"`
+	Names []string    `yaml:"names"`
+	ACME  *ACMEConfig `yaml:"acme"` // nil: no ACME
+}
+
+// ACMEConfig is tls.acme: certificates from an ACME CA (tlsconf.ACMEConfig).
+type ACMEConfig struct {
+	Domains            []string         `yaml:"domains"`
+	CA                 string           `yaml:"ca"`
+	Email              string           `yaml:"email"`
+	TrustedRoots       []string         `yaml:"trusted_roots"`
+	EAB                EABConfig        `yaml:"eab"`
+	Storage            string           `yaml:"storage"`
+	Challenges         ChallengesConfig `yaml:"challenges"`
+	OnDemand           *OnDemandConfig  `yaml:"on_demand"` // nil: off
+	RenewCheckInterval Duration         `yaml:"renew_check_interval"`
+}
+
+// EABConfig is tls.acme.eab, External Account Binding; both empty means
+// none.
+type EABConfig struct {
+	KeyID  string `yaml:"key_id"`
+	MACKey string `yaml:"mac_key"`
+}
+
+// ChallengesConfig is tls.acme.challenges; nil means true.
+type ChallengesConfig struct {
+	HTTP01    *bool `yaml:"http_01"`
+	TLSALPN01 *bool `yaml:"tls_alpn_01"`
+}
+
+func (c ChallengesConfig) http01() bool    { return c.HTTP01 == nil || *c.HTTP01 }
+func (c ChallengesConfig) tlsALPN01() bool { return c.TLSALPN01 == nil || *c.TLSALPN01 }
+
+// OnDemandConfig is tls.acme.on_demand.
+type OnDemandConfig struct {
+	Allow              []string `yaml:"allow"`
+	Ask                string   `yaml:"ask"`
+	MaxOrdersPerMinute int      `yaml:"max_orders_per_minute"`
 }
 
 // DownstreamConfig holds client-side limits; zero means frontend's default.
@@ -98,7 +135,7 @@ func (c *Config) plan(dataDir string) plan {
 			DataDir:  dataDir,
 			Names:    slices.Clone(c.TLS.Names),
 		},
-		InternalCA: c.TLS.Cert == "",
+		InternalCA: c.TLS.Cert == "" && c.TLS.ACME == nil,
 		Frontend: frontend.Config{
 			Addr:                 c.Listen,
 			DisableHTTP3:         c.HTTP3 != nil && !*c.HTTP3,
@@ -112,6 +149,9 @@ func (c *Config) plan(dataDir string) plan {
 			NoKeepAliveHeader:    c.Downstream.KeepAliveHeader != nil && !*c.Downstream.KeepAliveHeader,
 		},
 		Admin: c.Admin,
+	}
+	if a := c.TLS.ACME; a != nil {
+		p.TLS.ACME = a.tlsconf()
 	}
 	for _, r := range c.Routes {
 		p.Translate.Routes = append(p.Translate.Routes, translate.Route{
@@ -142,6 +182,31 @@ func (c *Config) plan(dataDir string) plan {
 		})
 	}
 	return p
+}
+
+// tlsconf maps tls.acme onto tlsconf's config; the logger is set by build.
+func (a *ACMEConfig) tlsconf() *tlsconf.ACMEConfig {
+	t := &tlsconf.ACMEConfig{
+		Domains:            slices.Clone(a.Domains),
+		CA:                 a.CA,
+		Email:              a.Email,
+		TrustedRoots:       slices.Clone(a.TrustedRoots),
+		Storage:            a.Storage,
+		DisableHTTP01:      !a.Challenges.http01(),
+		DisableTLSALPN01:   !a.Challenges.tlsALPN01(),
+		RenewCheckInterval: time.Duration(a.RenewCheckInterval),
+	}
+	if a.EAB != (EABConfig{}) {
+		t.EAB = &tlsconf.EAB{KeyID: a.EAB.KeyID, MACKey: a.EAB.MACKey}
+	}
+	if od := a.OnDemand; od != nil {
+		t.OnDemand = &tlsconf.OnDemandConfig{
+			Allow:              slices.Clone(od.Allow),
+			Ask:                od.Ask,
+			MaxOrdersPerMinute: od.MaxOrdersPerMinute,
+		}
+	}
+	return t
 }
 
 // Duration is a time.Duration written as "10s", "2m", "500ms"; a plain 0

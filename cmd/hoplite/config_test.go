@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,10 @@ backends:
   demo:
     servers: ["127.0.0.1:9080"]
 `
+
+// acme is minimal with a plain listener (line 7) and an open tls.acme
+// mapping (line 9); cases append its fields from line 10.
+const acme = minimal + "plain_listen: \":80\"\ntls:\n  acme:\n"
 
 var configErrorTests = []struct {
 	name string
@@ -94,6 +99,39 @@ var configErrorTests = []struct {
 	{"names with static cert", "tls:\n  cert: c.pem\n  key: k.pem\n  names: [a.test]\n" + minimal, `config: hoplite.yaml:4: tls.names: only used by the internal CA; remove it, or remove tls.cert and tls.key`},
 	{"bad name", "tls:\n  names: [a.test, \"a..b\"]\n" + minimal, `config: hoplite.yaml:2: tls.names[1]: invalid name "a..b": not a DNS name`},
 	{"wildcard inside name", "tls:\n  names: [\"a.*.test\"]\n" + minimal, `config: hoplite.yaml:2: tls.names[0]: invalid name "a.*.test": "*" is only allowed as the whole first label, as in *.example.com`},
+
+	// ACME. acme is minimal plus a plain listener, with tls.acme on line 9
+	// and its fields from line 10.
+	{"acme with static files", minimal + "plain_listen: \":80\"\ntls:\n  cert: c.pem\n  key: k.pem\n  acme:\n    domains: [a.example.com]\n", `config: hoplite.yaml:11: tls.acme: cannot be combined with tls.cert and tls.key; choose one certificate source`},
+	{"acme with names", acme + "    domains: [a.example.com]\n  names: [a.test]\n", `config: hoplite.yaml:11: tls.names: only used by the internal CA; remove it, or remove tls.acme`},
+	{"acme without domains or on_demand", minimal + "plain_listen: \":80\"\ntls:\n  acme: {email: a@example.com}\n", `config: hoplite.yaml:9: tls.acme: needs domains, on_demand or both`},
+	{"acme wildcard domain", acme + "    domains: [a.example.com, \"*.example.com\"]\n", `config: hoplite.yaml:10: tls.acme.domains[1]: invalid domain "*.example.com": wildcard certificates need the DNS-01 challenge, which hoplite does not support; list the names, or put "*.example.com" in on_demand.allow`},
+	{"acme IP domain", acme + "    domains:\n      - a.example.com\n      - 192.0.2.1\n", `config: hoplite.yaml:12: tls.acme.domains[1]: invalid domain "192.0.2.1": IP addresses are not supported; use a DNS name`},
+	{"acme bad domain", acme + "    domains: [\"a..example.com\"]\n", `config: hoplite.yaml:10: tls.acme.domains[0]: invalid domain "a..example.com": not a DNS name`},
+	{"acme duplicate domain", acme + "    domains: [Example.com, example.com.]\n", `config: hoplite.yaml:10: tls.acme.domains[1]: duplicate domain "example.com." (also domains[0])`},
+	{"acme http CA", acme + "    domains: [a.example.com]\n    ca: http://ca.test/dir\n", `config: hoplite.yaml:11: tls.acme.ca: invalid CA "http://ca.test/dir": want an https:// ACME directory URL, "letsencrypt" or "letsencrypt-staging"`},
+	{"acme unknown CA shortcut", acme + "    domains: [a.example.com]\n    ca: zerossl\n", `config: hoplite.yaml:11: tls.acme.ca: invalid CA "zerossl": want an https:// ACME directory URL, "letsencrypt" or "letsencrypt-staging"`},
+	{"acme bad email", acme + "    domains: [a.example.com]\n    email: \"Admin <admin@example.com>\"\n", `config: hoplite.yaml:11: tls.acme.email: invalid email "Admin <admin@example.com>": want a plain address such as admin@example.com`},
+	{"acme empty trusted root", acme + "    domains: [a.example.com]\n    trusted_roots:\n      - \"\"\n", `config: hoplite.yaml:12: tls.acme.trusted_roots[0]: empty file name`},
+	{"acme half EAB", acme + "    domains: [a.example.com]\n    eab:\n      key_id: kid-1\n", `config: hoplite.yaml:11: tls.acme.eab.mac_key: required when tls.acme.eab.key_id is set`},
+	{"acme no challenge", acme + "    domains: [a.example.com]\n    challenges:\n      http_01: false\n      tls_alpn_01: false\n", `config: hoplite.yaml:11: tls.acme.challenges: at least one of http_01 and tls_alpn_01 must be enabled`},
+	{"acme http-01 by default without plain_listen", minimal + "tls:\n  acme:\n    domains: [a.example.com]\n", `config: hoplite.yaml:8: tls.acme.challenges.http_01: HTTP-01 needs a plain-HTTP listener on port 80: set plain_listen (such as ":80"), or set http_01: false to use TLS-ALPN-01 only`},
+	{"acme http-01 without plain_listen", minimal + "tls:\n  acme:\n    domains: [a.example.com]\n    challenges:\n      tls_alpn_01: true\n      http_01: true\n", `config: hoplite.yaml:12: tls.acme.challenges.http_01: HTTP-01 needs a plain-HTTP listener on port 80: set plain_listen (such as ":80"), or set http_01: false to use TLS-ALPN-01 only`},
+	{"acme on_demand without policy", acme + "    on_demand:\n      max_orders_per_minute: 5\n", `config: hoplite.yaml:10: tls.acme.on_demand: needs allow, ask or both: without a policy any client could make hoplite order certificates for names of its choosing`},
+	{"acme on_demand empty", acme + "    on_demand: {}\n", `config: hoplite.yaml:10: tls.acme.on_demand: needs allow, ask or both: without a policy any client could make hoplite order certificates for names of its choosing`},
+	{"acme on_demand star", acme + "    on_demand:\n      allow: [\"*\"]\n", `config: hoplite.yaml:11: tls.acme.on_demand.allow[0]: invalid name "*": "*" would allow any name; use *.example.com for one label in front of example.com`},
+	{"acme on_demand IP", acme + "    on_demand:\n      allow: [a.example.com, 10.0.0.1]\n", `config: hoplite.yaml:11: tls.acme.on_demand.allow[1]: invalid name "10.0.0.1": IP addresses are not obtained on demand; use a DNS name or *.name`},
+	{"acme on_demand inner wildcard", acme + "    on_demand:\n      allow: [\"a.*.example.com\"]\n", `config: hoplite.yaml:11: tls.acme.on_demand.allow[0]: invalid name "a.*.example.com": "*" is only allowed as the whole first label, as in *.example.com`},
+	{"acme on_demand bad ask", acme + "    on_demand:\n      ask: localhost:9000/ask\n", `config: hoplite.yaml:11: tls.acme.on_demand.ask: invalid URL "localhost:9000/ask": want http:// or https://`},
+	{"acme negative order limit", acme + "    on_demand:\n      allow: [\"*.example.com\"]\n      max_orders_per_minute: -1\n", `config: hoplite.yaml:12: tls.acme.on_demand.max_orders_per_minute: must not be negative, got -1`},
+	{"acme renew interval without unit", acme + "    domains: [a.example.com]\n    renew_check_interval: 10\n", `config: hoplite.yaml:11: tls.acme.renew_check_interval: invalid duration "10": want a number with a unit: 500ms, 10s, 2m, 1h`},
+	{"acme unknown field", acme + "    domain: [a.example.com]\n", `config: hoplite.yaml:10: tls.acme.domain: unknown field`},
+	{"acme unknown challenge", acme + "    domains: [a.example.com]\n    challenges: {dns_01: true}\n", `config: hoplite.yaml:11: tls.acme.challenges.dns_01: unknown field`},
+	{"acme challenge not bool", acme + "    domains: [a.example.com]\n    challenges: {http_01: \"yes\"}\n", `config: hoplite.yaml:11: tls.acme.challenges.http_01: expected true or false, got string "yes"`},
+	{"acme several errors", acme + "    domains: [\"*.example.com\"]\n    ca: ftp://ca\n    on_demand: {}\n",
+		"config: hoplite.yaml:10: tls.acme.domains[0]: invalid domain \"*.example.com\": wildcard certificates need the DNS-01 challenge, which hoplite does not support; list the names, or put \"*.example.com\" in on_demand.allow\n" +
+			"config: hoplite.yaml:11: tls.acme.ca: invalid CA \"ftp://ca\": want an https:// ACME directory URL, \"letsencrypt\" or \"letsencrypt-staging\"\n" +
+			"config: hoplite.yaml:12: tls.acme.on_demand: needs allow, ask or both: without a policy any client could make hoplite order certificates for names of its choosing"},
 
 	// Routes and cross references.
 	{"no routes key", "listen: \"a:1\"\nbackends:\n  demo:\n    servers: [\"b:1\"]\n", `config: hoplite.yaml:1: routes: at least one route is required`},
@@ -364,4 +402,90 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 		cfg.plan("/data")
 	})
+}
+
+// TestConfigPlanACME checks that tls.acme maps onto tlsconf.ACMEConfig
+// field by field, and that absent fields are tlsconf's zero defaults.
+func TestConfigPlanACME(t *testing.T) {
+	const full = `
+listen: ":443"
+plain_listen: ":80"
+tls:
+  acme:
+    domains: [example.com, www.example.com]
+    ca: letsencrypt-staging
+    email: admin@example.com
+    trusted_roots: [/etc/hoplite/private-ca.pem]
+    eab: {key_id: kid-1, mac_key: bWFjLWtleQ}
+    storage: /var/lib/hoplite/acme
+    challenges: {http_01: false}
+    on_demand:
+      allow: ["*.example.com"]
+      ask: http://127.0.0.1:9000/ask
+      max_orders_per_minute: 5
+    renew_check_interval: 1h
+routes: [{backend: b}]
+backends: {b: {servers: ["c:2"]}}
+`
+	cfg, err := parseConfig("acme.yaml", []byte(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.plan("/data")
+	want := tlsconf.Config{DataDir: "/data", ACME: &tlsconf.ACMEConfig{
+		Domains:            []string{"example.com", "www.example.com"},
+		CA:                 "letsencrypt-staging",
+		Email:              "admin@example.com",
+		TrustedRoots:       []string{"/etc/hoplite/private-ca.pem"},
+		EAB:                &tlsconf.EAB{KeyID: "kid-1", MACKey: "bWFjLWtleQ"},
+		Storage:            "/var/lib/hoplite/acme",
+		DisableHTTP01:      true,
+		OnDemand:           &tlsconf.OnDemandConfig{Allow: []string{"*.example.com"}, Ask: "http://127.0.0.1:9000/ask", MaxOrdersPerMinute: 5},
+		RenewCheckInterval: time.Hour,
+	}}
+	if p.InternalCA || !reflect.DeepEqual(p.TLS, want) {
+		t.Errorf("plan:\n got %+v %+v\nwant %+v %+v", p.TLS, p.TLS.ACME, want, want.ACME)
+	}
+
+	cfg, err = parseConfig("small.yaml", []byte("listen: \":443\"\nplain_listen: \":80\"\ntls: {acme: {domains: [example.com]}}\nroutes: [{backend: b}]\nbackends: {b: {servers: [\"c:2\"]}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = cfg.plan("/data")
+	if want := (tlsconf.ACMEConfig{Domains: []string{"example.com"}}); p.InternalCA || !reflect.DeepEqual(*p.TLS.ACME, want) {
+		t.Errorf("defaults: %+v", p.TLS.ACME)
+	}
+}
+
+// TestDefaultConfigACMEBlock keeps the commented tls.acme reference in
+// default.yaml honest: uncommented, it loads, and its values are the
+// documented defaults where it says so.
+func TestDefaultConfigACMEBlock(t *testing.T) {
+	lines := strings.Split(string(defaultConfig), "\n")
+	start := slices.Index(lines, "  # acme:")
+	if start < 0 {
+		t.Fatal(`default.yaml has no "  # acme:" block`)
+	}
+	end := start
+	for end < len(lines) && strings.HasPrefix(lines[end], "  # ") {
+		lines[end] = "  " + strings.TrimPrefix(lines[end], "  # ")
+		end++
+	}
+	cfg, err := parseConfig("default.yaml", []byte(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatalf("uncommented acme block:\n%s\n%v", strings.Join(lines[start:end], "\n"), err)
+	}
+	p := cfg.plan("/data")
+	a := p.TLS.ACME
+	if p.InternalCA || a == nil {
+		t.Fatalf("plan: %+v", p)
+	}
+	want := tlsconf.ACMEConfig{
+		Domains:      []string{"example.com", "www.example.com"},
+		TrustedRoots: []string{},
+		OnDemand:     &tlsconf.OnDemandConfig{Allow: []string{"*.example.com"}, MaxOrdersPerMinute: tlsconf.DefaultMaxOrdersPerMinute},
+	}
+	if !reflect.DeepEqual(*a, want) {
+		t.Errorf("acme block: %+v %+v", a, a.OnDemand)
+	}
 }

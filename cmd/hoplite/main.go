@@ -5,7 +5,8 @@
 // Usage:
 //
 //	hoplite run      [--config FILE] [--data DIR]
-//	hoplite proxy    --from HOST:PORT --to URL [--to URL ...] [--cert FILE --key FILE] [--admin ADDR] [--data DIR]
+//	hoplite proxy    --from HOST[:PORT] --to URL [--to URL ...] [--cert FILE --key FILE]
+//	                 [--acme-ca URL] [--acme-email ADDR] [--acme-root FILE] [--admin ADDR] [--data DIR]
 //	hoplite validate --config FILE
 //	hoplite origin   [--listen ADDR]
 //	hoplite ca       [--data DIR]
@@ -32,11 +33,14 @@ Usage:
   hoplite run      [--config FILE] [--data DIR]
         serve from a config file (default: a built-in config that proxies
         https://localhost:8443 to the demo origin at 127.0.0.1:9080)
-  hoplite proxy    --from HOST:PORT --to URL [--to URL ...]
+  hoplite proxy    --from HOST[:PORT] --to URL [--to URL ...]
                    [--cert FILE --key FILE] [--admin ADDR] [--data DIR]
-        serve one route "/" to the --to servers, without a config file
+                   [--acme-ca URL] [--acme-email ADDR] [--acme-root FILE]
+        serve one route "/" to the --to servers, without a config file;
+        a public DNS name in --from gets a certificate over ACME (Let's
+        Encrypt unless --acme-ca says otherwise) on :443 and :80
   hoplite validate --config FILE
-        check a config file without binding anything
+        check a config file without binding anything or contacting a CA
   hoplite origin   [--listen ADDR]
         run a small HTTP/1.1 echo origin (default 127.0.0.1:9080)
   hoplite ca       [--data DIR]
@@ -44,8 +48,8 @@ Usage:
   hoplite version
         print the version
 
-The data directory (internal CA) defaults to $HOPLITE_DATA, else
-$XDG_DATA_HOME/hoplite, else ~/.local/share/hoplite.
+The data directory (internal CA, ACME storage) defaults to $HOPLITE_DATA,
+else $XDG_DATA_HOME/hoplite, else ~/.local/share/hoplite.
 Run "hoplite COMMAND -h" for a command's flags.
 `
 

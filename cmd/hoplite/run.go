@@ -80,13 +80,13 @@ func (c *cli) validateCmd(args []string) int {
 		fmt.Fprintln(c.stderr, err)
 		return 1
 	}
-	dir, _ := c.dataDir("", cfg.DataDir) // the check does not touch the CA
+	dir, _ := c.dataDir("", cfg.DataDir) // build(check) creates no CA and contacts none
 	a, err := build(cfg.plan(dir), slog.New(slog.NewTextHandler(io.Discard, nil)), true)
 	if err != nil {
 		fmt.Fprintln(c.stderr, err)
 		return 1
 	}
-	a.closeBackends()
+	a.release()
 	fmt.Fprintln(c.stdout, "config OK")
 	return 0
 }
@@ -96,20 +96,23 @@ type app struct {
 	plan     plan
 	frontend *frontend.Server
 	backends []*backend.Backend // parallel to plan.Backends
-	ca       *tlsconf.CA        // the internal CA; nil with static certificates
+	tls      *tlsconf.Source    // nil when validating with the internal CA
+	ca       *tlsconf.CA        // the internal CA; nil with other sources
 	admin    *http.Server       // nil without an admin address
 	logger   *slog.Logger
 }
 
 // build constructs tlsconf → backends → translate → frontend from p,
-// binding nothing. With check set (validate), the internal CA is neither
-// loaded nor created, so validating never writes to the data directory;
-// static certificate files are loaded and checked either way.
+// binding nothing and contacting nothing. With check set (validate), the
+// internal CA is neither loaded nor created, so validating never writes to
+// the data directory; static certificate files and ACME's trusted roots
+// are loaded and checked either way. An ACME source does no work until
+// start.
 func build(p plan, logger *slog.Logger, check bool) (_ *app, err error) {
 	a := &app{plan: p, logger: logger}
 	defer func() {
 		if err != nil {
-			a.closeBackends()
+			a.release()
 		}
 	}()
 
@@ -122,9 +125,19 @@ func build(p plan, logger *slog.Logger, check bool) (_ *app, err error) {
 		if p.InternalCA && p.TLS.DataDir == "" {
 			return nil, errors.New("hoplite: the internal CA needs a data directory: set --data, data_dir or $HOPLITE_DATA")
 		}
-		if tlsCfg, err = tlsconf.New(p.TLS); err != nil {
+		tc := p.TLS
+		if tc.ACME != nil {
+			if tc.ACME.Storage == "" && tc.DataDir == "" {
+				return nil, errors.New("hoplite: ACME keeps certificates in the data directory: set tls.acme.storage, --data, data_dir or $HOPLITE_DATA")
+			}
+			acme := *tc.ACME
+			acme.Logger = logger
+			tc.ACME = &acme
+		}
+		if a.tls, err = tlsconf.NewSource(tc); err != nil {
 			return nil, err
 		}
+		tlsCfg = a.tls.TLSConfig()
 		if p.InternalCA {
 			if a.ca, err = tlsconf.LoadOrCreateCA(p.TLS.DataDir); err != nil {
 				return nil, err
@@ -153,6 +166,11 @@ func build(p plan, logger *slog.Logger, check bool) (_ *app, err error) {
 	// One list of hop-by-hop fields, translate's, also decides which
 	// fields make an HTTP/2 request malformed.
 	fc.MalformedField = translate.ConnectionSpecific
+	if p.TLS.ACME != nil {
+		// RFC 8555 §8.3: HTTP-01 validation arrives on the plain listener,
+		// in front of its redirect.
+		fc.PlainMiddleware = a.tls.HTTPChallenge
+	}
 	if a.frontend, err = frontend.New(fc, h); err != nil {
 		return nil, err
 	}
@@ -176,8 +194,10 @@ func (a *app) stats() map[string][]backend.ServerStats {
 	return m
 }
 
-// start binds the admin listener, then the frontend's. Binding admin first
-// means a busy admin port fails before clients can connect.
+// start binds the admin listener, then the frontend's, then starts the
+// certificate source's background work (ACME), which needs the frontend's
+// listeners bound to answer challenges. Binding admin first means a busy
+// admin port fails before clients can connect.
 func (a *app) start() error {
 	var adminLn net.Listener
 	if a.admin != nil {
@@ -192,6 +212,15 @@ func (a *app) start() error {
 		}
 		return err
 	}
+	if err := a.startTLS(); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = a.frontend.Shutdown(ctx)
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		return err
+	}
 	if adminLn != nil {
 		go func() {
 			if err := a.admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
@@ -200,6 +229,14 @@ func (a *app) start() error {
 		}()
 	}
 	return nil
+}
+
+// startTLS starts the certificate source on the bound listeners.
+func (a *app) startTLS() error {
+	if a.tls == nil {
+		return nil
+	}
+	return a.tls.Start(a.frontend.Addr(), a.frontend.PlainAddr())
 }
 
 // shutdown drains the frontend and the admin endpoint within grace, then
@@ -234,13 +271,18 @@ func (a *app) shutdown(sigs <-chan os.Signal, grace time.Duration) (forced bool)
 	if err != nil && !hurried.Load() {
 		a.logger.Warn("grace period over; closing remaining connections", "grace", grace, "err", err)
 	}
-	a.closeBackends()
+	a.release()
 	return hurried.Load()
 }
 
-func (a *app) closeBackends() {
+// release closes the backends and stops the certificate source's
+// background work.
+func (a *app) release() {
 	for _, b := range a.backends {
 		b.Close()
+	}
+	if a.tls != nil {
+		a.tls.Close()
 	}
 }
 
@@ -250,7 +292,7 @@ func (c *cli) serve(cfg *Config, dataFlag string) int {
 	logger := slog.New(slog.NewTextHandler(c.stderr, nil))
 	dir, dirErr := c.dataDir(dataFlag, cfg.DataDir)
 	p := cfg.plan(dir)
-	if p.InternalCA && dirErr != nil {
+	if dirErr != nil && (p.InternalCA || p.TLS.ACME != nil && p.TLS.ACME.Storage == "") {
 		fmt.Fprintln(c.stderr, "hoplite:", dirErr)
 		return 1
 	}
@@ -262,7 +304,7 @@ func (c *cli) serve(cfg *Config, dataFlag string) int {
 	sigs, stop := c.signalChan()
 	defer stop()
 	if err := a.start(); err != nil {
-		a.closeBackends()
+		a.release()
 		fmt.Fprintln(c.stderr, err)
 		return 1
 	}
@@ -289,6 +331,19 @@ func (c *cli) startAttrs(a *app) []any {
 	}
 	if a.plan.Admin != "" {
 		attrs = append(attrs, "admin", a.plan.Admin)
+	}
+	if acme := a.plan.TLS.ACME; acme != nil {
+		ca := acme.CA
+		if ca == "" {
+			ca = tlsconf.CALetsEncrypt
+		}
+		attrs = append(attrs, "acme_ca", ca)
+		if len(acme.Domains) > 0 {
+			attrs = append(attrs, "acme_domains", strings.Join(acme.Domains, ","))
+		}
+		if acme.OnDemand != nil {
+			attrs = append(attrs, "acme_on_demand", true)
+		}
 	}
 	if a.ca != nil {
 		cmd := "hoplite ca"

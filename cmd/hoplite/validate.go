@@ -7,10 +7,13 @@ import (
 	"maps"
 	"math"
 	"net"
+	"net/mail"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+
+	"hoplite/tlsconf"
 )
 
 // validate checks what decoding cannot: required fields, address and name
@@ -45,20 +48,27 @@ func (c *Config) validate() error {
 		}
 	}
 
-	// TLS: static files, both or neither; names only mean something to
-	// the internal CA.
+	// TLS: static files (both or neither), ACME, or the internal CA;
+	// names only mean something to the internal CA.
 	switch {
+	case c.TLS.ACME != nil && (c.TLS.Cert != "" || c.TLS.Key != ""):
+		bad("tls.acme", "cannot be combined with tls.cert and tls.key; choose one certificate source")
 	case c.TLS.Cert != "" && c.TLS.Key == "":
 		bad("tls.key", "required when tls.cert is set")
 	case c.TLS.Cert == "" && c.TLS.Key != "":
 		bad("tls.cert", "required when tls.key is set")
 	case c.TLS.Cert != "" && len(c.TLS.Names) > 0:
 		bad("tls.names", "only used by the internal CA; remove it, or remove tls.cert and tls.key")
+	case c.TLS.ACME != nil && len(c.TLS.Names) > 0:
+		bad("tls.names", "only used by the internal CA; remove it, or remove tls.acme")
 	}
 	for i, name := range c.TLS.Names {
 		if err := checkCertName(name); err != nil {
 			bad(fmt.Sprintf("tls.names[%d]", i), "invalid name %q: %v", name, err)
 		}
+	}
+	if a := c.TLS.ACME; a != nil {
+		c.validateACME(a, bad)
 	}
 
 	// Downstream limits. RFC 9113 §6.5.2: SETTINGS_MAX_FRAME_SIZE lies in
@@ -129,6 +139,108 @@ func (c *Config) validate() error {
 		return cmp.Compare(ea.Line, eb.Line)
 	})
 	return errors.Join(errs...)
+}
+
+// validateACME checks tls.acme. What needs files (trusted roots) is
+// checked by tlsconf when the source is built, which validate does too.
+func (c *Config) validateACME(a *ACMEConfig, bad func(field, format string, args ...any)) {
+	if len(a.Domains) == 0 && a.OnDemand == nil {
+		bad("tls.acme", "needs domains, on_demand or both")
+	}
+	seen := map[string]int{}
+	for i, d := range a.Domains {
+		f := fmt.Sprintf("tls.acme.domains[%d]", i)
+		if err := checkACMEDomain(d); err != nil {
+			bad(f, "invalid domain %q: %v", d, err)
+			continue
+		}
+		k := strings.ToLower(strings.TrimSuffix(d, "."))
+		if j, dup := seen[k]; dup {
+			bad(f, "duplicate domain %q (also domains[%d])", d, j)
+		}
+		seen[k] = i
+	}
+	if err := checkACMECA(a.CA); err != nil {
+		bad("tls.acme.ca", "invalid CA %q: %v", a.CA, err)
+	}
+	if a.Email != "" {
+		if m, err := mail.ParseAddress(a.Email); err != nil || m.Address != a.Email {
+			bad("tls.acme.email", "invalid email %q: want a plain address such as admin@example.com", a.Email)
+		}
+	}
+	for i, f := range a.TrustedRoots {
+		if f == "" {
+			bad(fmt.Sprintf("tls.acme.trusted_roots[%d]", i), "empty file name")
+		}
+	}
+	switch {
+	case a.EAB.KeyID != "" && a.EAB.MACKey == "":
+		bad("tls.acme.eab.mac_key", "required when tls.acme.eab.key_id is set")
+	case a.EAB.KeyID == "" && a.EAB.MACKey != "":
+		bad("tls.acme.eab.key_id", "required when tls.acme.eab.mac_key is set")
+	}
+	switch ch := a.Challenges; {
+	case !ch.http01() && !ch.tlsALPN01():
+		bad("tls.acme.challenges", "at least one of http_01 and tls_alpn_01 must be enabled")
+	case ch.http01() && c.PlainListen == "":
+		// RFC 8555 §8.3: the CA fetches the HTTP-01 token over plain
+		// HTTP on port 80.
+		bad("tls.acme.challenges.http_01", "HTTP-01 needs a plain-HTTP listener on port 80: set plain_listen (such as \":80\"), or set http_01: false to use TLS-ALPN-01 only")
+	}
+	if od := a.OnDemand; od != nil {
+		if len(od.Allow) == 0 && od.Ask == "" {
+			bad("tls.acme.on_demand", "needs allow, ask or both: without a policy any client could make hoplite order certificates for names of its choosing")
+		}
+		for i, n := range od.Allow {
+			if err := checkOnDemandName(n); err != nil {
+				bad(fmt.Sprintf("tls.acme.on_demand.allow[%d]", i), "invalid name %q: %v", n, err)
+			}
+		}
+		if od.Ask != "" {
+			if u, err := url.Parse(od.Ask); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad("tls.acme.on_demand.ask", "invalid URL %q: want http:// or https://", od.Ask)
+			}
+		}
+	}
+}
+
+// checkACMEDomain checks a name to obtain a certificate for in the
+// background.
+func checkACMEDomain(d string) error {
+	switch {
+	case strings.HasPrefix(d, "*."):
+		// RFC 8555 §7.1.3, §8.4: wildcard identifiers are validated by
+		// DNS-01 only, which needs a DNS provider's API.
+		return fmt.Errorf("wildcard certificates need the DNS-01 challenge, which hoplite does not support; list the names, or put %q in on_demand.allow", d)
+	case net.ParseIP(d) != nil:
+		return errors.New("IP addresses are not supported; use a DNS name")
+	}
+	return checkDNSName(d)
+}
+
+// checkOnDemandName checks an on_demand.allow entry: a DNS name or
+// "*.name".
+func checkOnDemandName(n string) error {
+	if net.ParseIP(n) != nil {
+		return errors.New("IP addresses are not obtained on demand; use a DNS name or *.name")
+	}
+	if n == "*" {
+		return errors.New(`"*" would allow any name; use *.example.com for one label in front of example.com`)
+	}
+	return checkDNSName(strings.TrimPrefix(n, "*."))
+}
+
+// checkACMECA checks tls.acme.ca: empty, a shortcut, or an https URL.
+func checkACMECA(ca string) error {
+	switch ca {
+	case "", tlsconf.CALetsEncrypt, tlsconf.CALetsEncryptStaging:
+		return nil
+	}
+	// RFC 8555 §6.1: ACME is HTTPS only.
+	if u, err := url.Parse(ca); err == nil && u.Scheme == "https" && u.Host != "" && u.User == nil {
+		return nil
+	}
+	return fmt.Errorf("want an https:// ACME directory URL, %q or %q", tlsconf.CALetsEncrypt, tlsconf.CALetsEncryptStaging)
 }
 
 // parseServer turns a configured upstream server, "http://host[:port]" or
