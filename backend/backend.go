@@ -7,11 +7,13 @@
 package backend
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -65,6 +67,12 @@ type Config struct {
 	// MaxConnsPerServer is reached; past it requests fail with ErrPoolFull.
 	// Zero means 1024.
 	MaxWaiters int
+	// PassiveHealth marks a server down after consecutive failures of real
+	// requests; see PassiveHealth. The zero value is on, with defaults.
+	PassiveHealth PassiveHealth
+	// HealthCheck, if not nil, checks every server actively; see
+	// HealthCheck. Nil means no active checks.
+	HealthCheck *HealthCheck
 }
 
 func (c *Config) setDefaults() {
@@ -82,6 +90,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxWaiters == 0 {
 		c.MaxWaiters = 1024
+	}
+	c.PassiveHealth.setDefaults()
+	if c.HealthCheck != nil {
+		hc := *c.HealthCheck // the caller's stays untouched
+		hc.setDefaults()
+		c.HealthCheck = &hc
 	}
 }
 
@@ -109,6 +123,12 @@ func (c *Config) validate() error {
 	if c.MaxIdlePerServer < 0 || c.MaxConnsPerServer < 0 || c.MaxWaiters < 0 || c.MaxRequestsPerConn < 0 || c.BufferRequestBody < 0 {
 		return errors.New("negative connection limit")
 	}
+	if h := c.PassiveHealth; h.MaxFails < 0 || h.FailTimeout < 0 {
+		return errors.New("passive health: negative max fails or fail timeout")
+	}
+	if c.HealthCheck != nil {
+		return c.HealthCheck.validate()
+	}
 	return nil
 }
 
@@ -121,6 +141,12 @@ type ServerStats struct {
 	Failed  uint64 `json:"failed"`  // requests that got no response
 	Idle    int    `json:"idle"`
 	Busy    int    `json:"busy"`
+	// Healthy is whether requests may go to the server now: neither
+	// active checks nor passive failures have it marked down.
+	Healthy bool `json:"healthy"`
+	// MarkedDown counts the times the server was marked down, actively or
+	// passively (a failed passive trial counts again).
+	MarkedDown uint64 `json:"marked_down"`
 	// LearnedIdleTimeout is the origin's idle timeout as learned from its
 	// closes, in seconds; 0 when unknown.
 	LearnedIdleTimeout float64 `json:"learned_idle_timeout"`
@@ -149,26 +175,40 @@ type Backend struct {
 	pools       []*pool
 	next        atomic.Uint32 // round-robin cursor
 	bufferLimit int64         // Config.BufferRequestBody
+
+	stopChecks context.CancelFunc // ends the active health checks
+	checkers   sync.WaitGroup     // the checks' goroutines, one per server
 }
 
 var _ http.RoundTripper = (*Backend)(nil)
 
-// New validates cfg and returns a Backend. It dials nothing.
+// New validates cfg and returns a Backend. Requests dial on demand; with
+// cfg.HealthCheck, one goroutine per server starts checking it after
+// one interval, until Close.
 func New(cfg Config) (*Backend, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
 	}
 	cfg.setDefaults()
-	b := &Backend{name: cfg.Name, bufferLimit: cfg.BufferRequestBody}
+	b := &Backend{name: cfg.Name, bufferLimit: cfg.BufferRequestBody, stopChecks: func() {}}
 	for _, addr := range cfg.Servers {
 		b.pools = append(b.pools, newPool(addr, &cfg))
+	}
+	if hc := cfg.HealthCheck; hc != nil {
+		var ctx context.Context
+		ctx, b.stopChecks = context.WithCancel(context.Background())
+		for _, p := range b.pools {
+			b.checkers.Go(func() { p.checkLoop(ctx, hc) })
+		}
 	}
 	return b, nil
 }
 
 // RoundTrip implements http.RoundTripper. The request goes to the next
-// server in turn; a server that cannot be dialed is passed over, since the
-// request never left. req.Body is closed, as the interface requires.
+// server in turn that is not marked down; a server that cannot be dialed
+// is passed over, since the request never left. With every server marked
+// down it fails at once, Unavailable, without dialing. req.Body is closed,
+// as the interface requires.
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	if b.bufferLimit > 0 && framingOf(req) == frameChunked {
 		var err error
@@ -180,6 +220,9 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	var err error
 	for i := range b.pools {
 		p := b.pools[(start+i)%len(b.pools)]
+		if !p.usable() {
+			continue
+		}
 		var resp *http.Response
 		if resp, err = p.roundTrip(req); err == nil {
 			return resp, nil
@@ -188,6 +231,12 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !errors.As(err, &e) || e.Op != "dial" || req.Context().Err() != nil {
 			break
 		}
+	}
+	if err == nil {
+		// Every server is marked down: fail now rather than dial servers
+		// known not to answer, or wait for one to come back. RFC 9110
+		// §15.6.4: 503, the condition being temporary.
+		err = &Error{Op: "pool", Err: ErrNoHealthyServer, unavailable: true}
 	}
 	if req.Body != nil {
 		req.Body.Close()
@@ -204,6 +253,18 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 // Anything that may have reached the origin and is not idempotent is
 // never sent twice.
 func (p *pool) roundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := p.send(req)
+	switch {
+	case err == nil:
+		p.passiveSuccess()
+	case req.Context().Err() == nil && upstreamFault(err):
+		p.passiveFailure()
+	}
+	return resp, err
+}
+
+// send is roundTrip before the health bookkeeping.
+func (p *pool) send(req *http.Request) (*http.Response, error) {
 	fresh := false
 	for {
 		c, reused, err := p.get(req.Context(), fresh)
@@ -265,8 +326,11 @@ func (b *Backend) Stats() []ServerStats {
 	return out
 }
 
-// Close closes idle connections and makes busy ones close when released.
+// Close stops the health checks, waiting for them, closes idle
+// connections and makes busy ones close when released.
 func (b *Backend) Close() error {
+	b.stopChecks()
+	b.checkers.Wait()
 	for _, p := range b.pools {
 		p.close()
 	}

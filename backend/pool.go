@@ -71,6 +71,14 @@ type pool struct {
 
 	opened, reused, retried, failed atomic.Uint64
 	retired                         [numRetireReasons]atomic.Uint64
+
+	// Health (health.go): the state word, the current run of passive
+	// failures, and how often the server was marked down.
+	passive    PassiveHealth
+	born       time.Time // origin of p.clock
+	health     atomic.Uint64
+	fails      atomic.Int32
+	markedDown atomic.Uint64
 }
 
 // A waiter receives either a connection (reused) or nil, which grants it
@@ -80,7 +88,7 @@ type waiter struct{ ch chan *conn }
 var errPoolClosed = errors.New("backend closed")
 
 func newPool(addr string, cfg *Config) *pool {
-	p := &pool{addr: addr, cfg: cfg}
+	p := &pool{addr: addr, cfg: cfg, passive: cfg.PassiveHealth, born: time.Now()}
 	d := &net.Dialer{Timeout: cfg.DialTimeout}
 	p.dial = func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	return p
@@ -360,13 +368,15 @@ func (p *pool) stats() ServerStats {
 	idle, open, learned := len(p.idle), p.open, p.learned
 	p.mu.Unlock()
 	s := ServerStats{
-		Addr:    p.addr,
-		Opened:  p.opened.Load(),
-		Reused:  p.reused.Load(),
-		Retried: p.retried.Load(),
-		Failed:  p.failed.Load(),
-		Idle:    idle,
-		Busy:    open - idle,
+		Addr:       p.addr,
+		Opened:     p.opened.Load(),
+		Reused:     p.reused.Load(),
+		Retried:    p.retried.Load(),
+		Failed:     p.failed.Load(),
+		Idle:       idle,
+		Busy:       open - idle,
+		Healthy:    p.healthy(),
+		MarkedDown: p.markedDown.Load(),
 	}
 	s.LearnedIdleTimeout = learned.Seconds()
 	s.Retired.IdleTimeout = p.retired[retireIdle].Load()

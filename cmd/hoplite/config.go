@@ -110,6 +110,43 @@ type BackendConfig struct {
 	MaxRequestsPerConn int      `yaml:"max_requests_per_conn"`
 	MaxLifetime        Duration `yaml:"max_lifetime"`
 	BufferRequestBody  Size     `yaml:"buffer_request_body"`
+
+	PassiveHealth PassiveHealthConfig `yaml:"passive_health"`
+	HealthCheck   *HealthCheckConfig  `yaml:"health_check"` // nil: no active checks
+}
+
+// PassiveHealthConfig is backends.NAME.passive_health
+// (backend.PassiveHealth); zero means backend's default, which is on.
+type PassiveHealthConfig struct {
+	MaxFails    int      `yaml:"max_fails"`
+	FailTimeout Duration `yaml:"fail_timeout"`
+	Disabled    bool     `yaml:"disabled"`
+}
+
+// HealthCheckConfig is backends.NAME.health_check (backend.HealthCheck).
+type HealthCheckConfig struct {
+	Path               string      `yaml:"path"`
+	Interval           Duration    `yaml:"interval"`
+	Timeout            Duration    `yaml:"timeout"`
+	HealthyThreshold   int         `yaml:"healthy_threshold"`
+	UnhealthyThreshold int         `yaml:"unhealthy_threshold"`
+	ExpectStatus       StatusMatch `yaml:"expect_status"`
+}
+
+// StatusMatch is a status code (200) or class (2xx); zero means 2xx.
+type StatusMatch backend.StatusRange
+
+// UnmarshalYAML implements yaml.Unmarshaler for a scalar.
+func (m *StatusMatch) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!str") {
+		return fmt.Errorf("expected a status such as 200 or 2xx, got %s", describe(n))
+	}
+	r, err := backend.ParseStatusRange(n.Value)
+	if err != nil {
+		return err
+	}
+	*m = StatusMatch(r)
+	return nil
 }
 
 // plan is everything a Config decides, in the shape of the components'
@@ -179,9 +216,30 @@ func (c *Config) plan(dataDir string) plan {
 			MaxRequestsPerConn:    b.MaxRequestsPerConn,
 			MaxLifetime:           time.Duration(b.MaxLifetime),
 			BufferRequestBody:     int64(b.BufferRequestBody),
+			PassiveHealth: backend.PassiveHealth{
+				Disabled:    b.PassiveHealth.Disabled,
+				MaxFails:    b.PassiveHealth.MaxFails,
+				FailTimeout: time.Duration(b.PassiveHealth.FailTimeout),
+			},
+			HealthCheck: b.HealthCheck.backend(),
 		})
 	}
 	return p
+}
+
+// backend maps health_check onto backend's config; nil stays nil.
+func (h *HealthCheckConfig) backend() *backend.HealthCheck {
+	if h == nil {
+		return nil
+	}
+	return &backend.HealthCheck{
+		Path:               h.Path,
+		Interval:           time.Duration(h.Interval),
+		Timeout:            time.Duration(h.Timeout),
+		HealthyThreshold:   h.HealthyThreshold,
+		UnhealthyThreshold: h.UnhealthyThreshold,
+		ExpectStatus:       backend.StatusRange(h.ExpectStatus),
+	}
 }
 
 // tlsconf maps tls.acme onto tlsconf's config; the logger is set by build.

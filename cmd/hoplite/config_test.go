@@ -76,6 +76,13 @@ var configErrorTests = []struct {
 	{"bad duration", "downstream:\n  read_header_timeout: soon\n" + minimal, `config: hoplite.yaml:2: downstream.read_header_timeout: invalid duration "soon": want a number with a unit: 500ms, 10s, 2m, 1h`},
 	{"duration as list", "downstream:\n  idle_timeout: [1s]\n" + minimal, `config: hoplite.yaml:2: downstream.idle_timeout: expected a duration such as 10s, got a list`},
 	{"negative integer", minimal + "    max_idle_per_server: -1\n", `config: hoplite.yaml:7: backends.demo.max_idle_per_server: must not be negative, got -1`},
+	{"unknown passive health field", minimal + "    passive_health: {max_failures: 2}\n", `config: hoplite.yaml:7: backends.demo.passive_health.max_failures: unknown field`},
+	{"negative fail timeout", minimal + "    passive_health:\n      fail_timeout: -1s\n", `config: hoplite.yaml:8: backends.demo.passive_health.fail_timeout: duration -1s must not be negative`},
+	{"negative max fails", minimal + "    passive_health:\n      max_fails: -3\n", `config: hoplite.yaml:8: backends.demo.passive_health.max_fails: must not be negative, got -3`},
+	{"expect status typo", minimal + "    health_check:\n      path: /healthz\n      expect_status: 2x\n", `config: hoplite.yaml:9: backends.demo.health_check.expect_status: invalid status "2x": want a code such as 200 or a class such as 2xx`},
+	{"expect status out of range", minimal + "    health_check:\n      path: /healthz\n      expect_status: 600\n", `config: hoplite.yaml:9: backends.demo.health_check.expect_status: invalid status "600": want a code such as 200 or a class such as 2xx`},
+	{"expect status list", minimal + "    health_check:\n      path: /healthz\n      expect_status: [200, 204]\n", `config: hoplite.yaml:9: backends.demo.health_check.expect_status: expected a status such as 200 or 2xx, got a list`},
+	{"health check as bool", minimal + "    health_check: true\n", `config: hoplite.yaml:7: backends.demo.health_check: expected a mapping, got boolean true`},
 	{"uint32 overflow", "downstream:\n  max_concurrent_streams: 4294967296\n" + minimal, `config: hoplite.yaml:2: downstream.max_concurrent_streams: 4294967296 is out of range`},
 	{"bad size unit", "downstream:\n  max_header_bytes: 64KB\n" + minimal, `config: hoplite.yaml:2: downstream.max_header_bytes: invalid size "64KB": want bytes, or a whole number with B, KiB, MiB or GiB`},
 	{"negative size", "downstream:\n  max_header_bytes: -1\n" + minimal, `config: hoplite.yaml:2: downstream.max_header_bytes: size -1 must not be negative`},
@@ -153,6 +160,9 @@ var configErrorTests = []struct {
 	{"server with path", strings.Replace(minimal, `127.0.0.1:9080`, `http://a.test/api`, 1), `config: hoplite.yaml:6: backends.demo.servers[0]: invalid server "http://a.test/api": a server has no path or query; routes choose paths`},
 	{"server bad port", strings.Replace(minimal, `127.0.0.1:9080`, `http://a.test:0`, 1), `config: hoplite.yaml:6: backends.demo.servers[0]: invalid server "http://a.test:0": invalid port "0"`},
 	{"duplicate server", strings.Replace(minimal, `"127.0.0.1:9080"`, `"127.0.0.1:80", "http://127.0.0.1"`, 1), `config: hoplite.yaml:6: backends.demo.servers[1]: duplicate server 127.0.0.1:80 (also servers[0])`},
+	{"health check without path", minimal + "    health_check:\n      interval: 5s\n", `config: hoplite.yaml:7: backends.demo.health_check.path: required: a path starting with /, such as /healthz, got ""`},
+	{"health check relative path", minimal + "    health_check:\n      interval: 5s\n      path: healthz\n", `config: hoplite.yaml:9: backends.demo.health_check.path: required: a path starting with /, such as /healthz, got "healthz"`},
+	{"passive health off with settings", minimal + "    passive_health:\n      max_fails: 2\n      disabled: true\n", `config: hoplite.yaml:9: backends.demo.passive_health.disabled: max_fails and fail_timeout mean nothing when disabled; remove them or the switch`},
 
 	// Several problems: all reported, in line order.
 	{"several errors", "routes:\n  - backend: api\nlisten: \"a\"\nbackends:\n  demo:\n    servers: [\"ftp://x\"]\n",
@@ -220,6 +230,14 @@ backends:
     max_requests_per_conn: 500
     max_lifetime: 1h
     buffer_request_body: 1MiB
+    passive_health: {max_fails: 5, fail_timeout: 30s}
+    health_check:
+      path: /healthz?deep=1
+      interval: 3s
+      timeout: 1s
+      healthy_threshold: 4
+      unhealthy_threshold: 6
+      expect_status: 204
 `
 	cfg, err := parseConfig("full.yaml", []byte(full))
 	if err != nil {
@@ -261,6 +279,9 @@ backends:
 				MaxRequestsPerConn:    500,
 				MaxLifetime:           time.Hour,
 				BufferRequestBody:     1 << 20,
+				PassiveHealth:         backend.PassiveHealth{MaxFails: 5, FailTimeout: 30 * time.Second},
+				HealthCheck: &backend.HealthCheck{Path: "/healthz?deep=1", Interval: 3 * time.Second, Timeout: time.Second,
+					HealthyThreshold: 4, UnhealthyThreshold: 6, ExpectStatus: backend.StatusRange{Min: 204, Max: 204}},
 			},
 			{Name: "web", Servers: []string{"10.0.0.1:80", "10.0.0.2:8080", "[::1]:81"}},
 		},
@@ -487,5 +508,36 @@ func TestDefaultConfigACMEBlock(t *testing.T) {
 	}
 	if !reflect.DeepEqual(*a, want) {
 		t.Errorf("acme block: %+v %+v", a, a.OnDemand)
+	}
+}
+
+// TestDefaultConfigHealth keeps the health sections of default.yaml
+// honest: the passive values shown are backend's defaults, and the
+// commented health_check block, uncommented, loads with the documented
+// defaults.
+func TestDefaultConfigHealth(t *testing.T) {
+	lines := strings.Split(string(defaultConfig), "\n")
+	start := slices.Index(lines, "    # health_check:")
+	if start < 0 {
+		t.Fatal(`default.yaml has no "    # health_check:" block`)
+	}
+	for i := start; i < len(lines) && strings.HasPrefix(lines[i], "    # "); i++ {
+		lines[i] = "    " + strings.TrimPrefix(lines[i], "    # ")
+	}
+	cfg, err := parseConfig("default.yaml", []byte(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatalf("uncommented health_check block: %v", err)
+	}
+	b := cfg.plan("/data").Backends[0]
+	if want := (backend.PassiveHealth{MaxFails: 3, FailTimeout: 10 * time.Second}); b.PassiveHealth != want {
+		t.Errorf("passive_health: %+v, want %+v", b.PassiveHealth, want)
+	}
+	want := backend.HealthCheck{Path: "/healthz", Interval: 5 * time.Second, Timeout: 2 * time.Second,
+		HealthyThreshold: 2, UnhealthyThreshold: 3, ExpectStatus: backend.StatusRange{Min: 200, Max: 299}}
+	if b.HealthCheck == nil || *b.HealthCheck != want {
+		t.Errorf("health_check: %+v, want %+v", b.HealthCheck, want)
+	}
+	if _, err := backend.New(b); err != nil {
+		t.Error(err)
 	}
 }

@@ -51,6 +51,16 @@ func writeMetrics(w io.Writer, stats map[string][]backend.ServerStats) {
 			fmt.Fprintf(w, "hoplite_upstream_connections{%s,state=\"idle\"} %d\n", l, s.Idle)
 			fmt.Fprintf(w, "hoplite_upstream_connections{%s,state=\"busy\"} %d\n", l, s.Busy)
 		})
+	counter("hoplite_upstream_marked_down_total", "Times the server was marked down by health checks or passive failures.",
+		func(s backend.ServerStats) uint64 { return s.MarkedDown })
+	family("hoplite_upstream_healthy", "1 if requests may go to the server, 0 if it is marked down.", "gauge",
+		func(l string, s backend.ServerStats) {
+			v := 0
+			if s.Healthy {
+				v = 1
+			}
+			fmt.Fprintf(w, "hoplite_upstream_healthy{%s} %d\n", l, v)
+		})
 	family("hoplite_upstream_learned_idle_timeout_seconds", "Origin idle timeout learned from its closes; 0 if unknown.", "gauge",
 		func(l string, s backend.ServerStats) {
 			fmt.Fprintf(w, "hoplite_upstream_learned_idle_timeout_seconds{%s} %g\n", l, s.LearnedIdleTimeout)

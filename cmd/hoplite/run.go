@@ -103,7 +103,9 @@ type app struct {
 }
 
 // build constructs tlsconf → backends → translate → frontend from p,
-// binding nothing and contacting nothing. With check set (validate), the
+// binding nothing and contacting nothing (a backend with health_check
+// starts its checkers, whose first check comes one interval later; release
+// stops them). With check set (validate), the
 // internal CA is neither loaded nor created, so validating never writes to
 // the data directory; static certificate files and ACME's trusted roots
 // are loaded and checked either way. An ACME source does no work until

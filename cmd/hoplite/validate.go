@@ -103,6 +103,15 @@ func (c *Config) validate() error {
 			}
 			seen[hp] = i
 		}
+		if ph := b.PassiveHealth; ph.Disabled && (ph.MaxFails != 0 || ph.FailTimeout != 0) {
+			bad(field+".passive_health.disabled", "max_fails and fail_timeout mean nothing when disabled; remove them or the switch")
+		}
+		if hc := b.HealthCheck; hc != nil {
+			// RFC 9112 §3.2.1: the check is sent in origin-form.
+			if _, err := url.ParseRequestURI(hc.Path); err != nil || !strings.HasPrefix(hc.Path, "/") || strings.ContainsAny(hc.Path, " #") {
+				bad(field+".health_check.path", "required: a path starting with /, such as /healthz, got %q", hc.Path)
+			}
+		}
 	}
 
 	// Routes.
