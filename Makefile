@@ -8,8 +8,14 @@ GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 TEST_TIMEOUT ?= 15m
 # Local state for `make run` (tmp/ is git-ignored).
 RUN_DIR := $(CURDIR)/tmp/run
+# Fuzzing time per Fuzz* target: `make fuzz` uses FUZZTIME, the short pass
+# at the end of `make test` FUZZTIME_SHORT (about 7 targets, so CI spends a
+# minute or two there). go test's default 10m timeout bounds each run, so
+# keep FUZZTIME below it.
+FUZZTIME ?= 60s
+FUZZTIME_SHORT ?= 5s
 
-.PHONY: build run test
+.PHONY: build run test fuzz
 
 build:
 	$(GO) build -o bin/hoplite ./cmd/hoplite
@@ -41,3 +47,32 @@ test:
 	# Tests that exercise a quic-go client data race (see the file) run
 	# without the race detector.
 	$(GO) test -count=1 -run '^TestHTTP3No0RTTControl$$' ./frontend
+	$(call fuzz_all,$(FUZZTIME_SHORT))
+
+# fuzz runs every Fuzz* target in the repository for FUZZTIME each.
+fuzz:
+	$(call fuzz_all,$(FUZZTIME))
+
+# fuzz_all runs each Fuzz* target for $(1), one at a time (the fuzzer
+# already uses every core). Packages are those with a "func Fuzz" in a test
+# file; go test -list names their targets. A passing target prints one
+# line; a failing one prints the fuzzer's output, including the path of the
+# crashing input it saved under the package's testdata/fuzz/. Every target
+# runs; the pass fails at the end if any failed.
+define fuzz_all
+	@set -o pipefail; \
+	pkgs=$$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); \
+	log=$$(mktemp); trap 'rm -f "$$log"' EXIT; failed=; \
+	echo "fuzz: each target for $(1)"; \
+	for pkg in $$pkgs; do \
+		names=$$($(GO) test -list '^Fuzz' "$$pkg" | grep '^Fuzz') || { echo "fuzz: cannot list $$pkg"; exit 1; }; \
+		for name in $$names; do \
+			if $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(1) "$$pkg" >"$$log" 2>&1; then \
+				printf '  ok    %-22s %-26s %s\n' "$$pkg" "$$name" "$$(grep -o 'execs: [0-9]*\|baseline coverage: [0-9/]*' "$$log" | tail -n1)"; \
+			else \
+				printf '  FAIL  %-22s %s\n' "$$pkg" "$$name"; sed 's/^/        /' "$$log"; failed="$$failed $$name"; \
+			fi; \
+		done; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed"; exit 1; fi
+endef

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -85,17 +86,25 @@ func writeRequestHead(w *bufio.Writer, req *http.Request, framing requestFraming
 		w.WriteString("Transfer-Encoding: chunked\r\n")
 		if len(req.Trailer) > 0 {
 			// RFC 9110 §6.6.2: announce the trailer fields to come.
-			w.WriteString("Trailer: ")
-			for i, k := range sortedKeys(req.Trailer) {
+			first := true
+			for _, k := range sortedKeys(req.Trailer) {
 				if !httpguts.ValidHeaderFieldName(k) {
 					return fmt.Errorf("%w: trailer name %q", errInvalidField, k)
 				}
-				if i > 0 {
+				if skipOnRequest(k) {
+					continue
+				}
+				if first {
+					w.WriteString("Trailer: ")
+					first = false
+				} else {
 					w.WriteString(", ")
 				}
 				w.WriteString(k)
 			}
-			w.WriteString("\r\n")
+			if !first {
+				w.WriteString("\r\n")
+			}
 		}
 	case frameNone:
 		// RFC 9110 §8.6: a request whose method gives content a meaning
@@ -108,11 +117,16 @@ func writeRequestHead(w *bufio.Writer, req *http.Request, framing requestFraming
 	return err
 }
 
-// skipOnRequest lists the fields writeRequestHead writes itself.
+// skipOnRequest reports the fields writeRequestHead writes itself, in any
+// letter case: a "content-length" key left in a caller's header must not
+// sit beside the framing this writer chose (RFC 9112 §6.3, §11.2). The
+// same fields are never sent as trailers (RFC 9110 §6.5.1: framing and
+// routing fields are forbidden there).
 func skipOnRequest(k string) bool {
-	switch k {
-	case "Host", "Connection", "Content-Length", "Transfer-Encoding", "Trailer":
-		return true
+	for _, f := range [...]string{"Host", "Connection", "Content-Length", "Transfer-Encoding", "Trailer"} {
+		if strings.EqualFold(k, f) {
+			return true
+		}
 	}
 	return false
 }
@@ -206,7 +220,7 @@ func writeRequestBody(w *bufio.Writer, req *http.Request, framing requestFraming
 		}
 		// RFC 9112 §7.1: last-chunk, then the trailer section, then CRLF.
 		w.WriteString("0\r\n")
-		if err := writeFields(w, req.Trailer, func(string) bool { return false }); err != nil {
+		if err := writeFields(w, req.Trailer, skipOnRequest); err != nil {
 			return err
 		}
 		w.WriteString("\r\n")

@@ -151,8 +151,12 @@ func readFields(br *bufio.Reader, budget *int) (http.Header, error) {
 			if !httpguts.ValidHeaderFieldValue(string(v)) {
 				return nil, fmt.Errorf("%w: value of %s", errMalformed, last)
 			}
-			if len(v) > 0 {
-				vv[len(vv)-1] += " " + string(v)
+			switch prev := &vv[len(vv)-1]; {
+			case len(v) == 0:
+			case *prev == "":
+				*prev = string(v) // no leading space where the value was empty
+			default:
+				*prev += " " + string(v)
 			}
 			continue
 		}

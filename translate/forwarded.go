@@ -61,6 +61,9 @@ func setForwarded(h http.Header, r *http.Request) {
 // forwardedValue writes v as a token, or as a quoted-string when it is not
 // one (RFC 7239 §4, RFC 9110 §5.6.4).
 func forwardedValue(v string) string {
+	if v == "" {
+		return `""` // an empty token does not exist (HTTP/1.0 may omit Host)
+	}
 	for i := 0; i < len(v); i++ {
 		if !httpguts.IsTokenRune(rune(v[i])) {
 			return strconv.Quote(v)
