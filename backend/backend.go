@@ -272,7 +272,7 @@ func (p *pool) send(req *http.Request) (*http.Response, error) {
 			p.failed.Add(1)
 			return nil, err
 		}
-		ex := &exchange{p: p, c: c, req: req, reused: reused}
+		ex := &exchange{p: p, c: c, req: req}
 		resp, f := ex.roundTrip()
 		if f == nil {
 			return resp, nil

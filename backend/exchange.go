@@ -32,11 +32,10 @@ const maxResponseHeaderBytes = 64 << 10
 // side asked to close. Anything else closes it: that is how a client that
 // vanishes mid-body costs a connection instead of poisoning the pool.
 type exchange struct {
-	p      *pool
-	c      *conn
-	req    *http.Request
-	reused bool
-	stop   func() bool // stops the context watcher
+	p    *pool
+	c    *conn
+	req  *http.Request
+	stop func() bool // stops the context watcher
 
 	mu        sync.Mutex
 	gotHeader bool // guarded by mu

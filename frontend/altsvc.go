@@ -22,12 +22,12 @@ func altSvcValue(port int) string {
 // delete it.
 type altSvcHandler struct {
 	next  http.Handler
-	value string
+	value []string // shared by every response; nobody appends to it
 }
 
 func (h altSvcHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor < 3 {
-		w.Header().Set("Alt-Svc", h.value)
+		w.Header()["Alt-Svc"] = h.value
 	}
 	h.next.ServeHTTP(w, r)
 }

@@ -196,7 +196,7 @@ func (s *Server) Start() error {
 	s.https.Handler = newPersistence(s.handler, s.cfg)
 	if s.h3 != nil {
 		// The UDP port equals the TCP port (bind), so Alt-Svc names it.
-		s.https.Handler = altSvcHandler{next: s.https.Handler, value: altSvcValue(tlsPort)}
+		s.https.Handler = altSvcHandler{next: s.https.Handler, value: []string{altSvcValue(tlsPort)}}
 	}
 	if s.plain != nil {
 		h := s.cfg.PlainHandler

@@ -420,9 +420,9 @@ func TestHopRawOrigins(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		expectOrigin(t, c, h.url("/b/2"), "POST", 1, 2)
 		time.Sleep(1500 * time.Millisecond)
-		s := h.waitStats(t, "app", 2*time.Second, "retired.origin_hint == 1", func(s serverStats) bool { return s.Retired.OriginHint == 1 })
+		h.waitStats(t, "app", 2*time.Second, "retired.origin_hint == 1", func(s serverStats) bool { return s.Retired.OriginHint == 1 })
 		expectOrigin(t, c, h.url("/b/3"), "POST", 2, 1)
-		s = h.serverStats(t, "app")
+		s := h.serverStats(t, "app")
 		t.Logf("idle close at 2s, Keep-Alive: timeout=2: %v; origin: %d idle closes, %d closes by hoplite", s, o.idleCloses.Load(), o.peerCloses.Load())
 		if s.Opened != 2 || s.Retired.OriginClose != 0 || s.LearnedIdleTimeout != 0 || s.Failed != 0 || s.Retried != 0 {
 			t.Errorf("want opened=2, origin_close=0, learned_idle_timeout=0, failed=0, retried=0")

@@ -250,8 +250,9 @@ func TestACMENewSourceIsQuiet(t *testing.T) {
 	}
 }
 
-// handlerID is a comparable http.Handler, to check identity.
-type handlerID struct{ n int }
+// handlerID is a comparable http.Handler, to check identity. It is not
+// zero-size: pointers to distinct zero-size values may compare equal.
+type handlerID struct{ _ byte }
 
 func (*handlerID) ServeHTTP(http.ResponseWriter, *http.Request) {}
 
