@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
+	"strings"
 
 	"hoplite/backend"
 )
@@ -12,11 +14,17 @@ import (
 //	GET /healthz  "ok"
 //	GET /stats    {"backends":{"NAME":[backend.ServerStats, ...]}}
 //	GET /metrics  the same counters in the Prometheus text format
+//	GET /debug/pprof/...  Go's runtime profiles (CPU, heap, goroutines),
+//	              as Caddy's admin endpoint serves them
 //
 // Everything else is 404. It is plain HTTP and has no authentication, so
 // it belongs on a loopback or otherwise private address.
 func adminHandler(stats func() map[string][]backend.ServerStats) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+			servePprof(w, r)
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.NotFound(w, r)
 			return
@@ -51,4 +59,21 @@ func adminHandler(stats func() map[string][]backend.ServerStats) http.Handler {
 			http.NotFound(w, r)
 		}
 	})
+}
+
+// servePprof routes /debug/pprof/ as net/http/pprof's own mux would,
+// without registering on http.DefaultServeMux.
+func servePprof(w http.ResponseWriter, r *http.Request) {
+	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default:
+		pprof.Index(w, r) // the index, and named profiles: heap, allocs, goroutine, ...
+	}
 }
