@@ -10,9 +10,10 @@ import (
 // conn is one upstream connection. While busy it belongs to the request
 // that holds it; while idle, its fields are guarded by the pool's mutex.
 type conn struct {
-	nc net.Conn
-	br *bufio.Reader
-	bw *bufio.Writer
+	nc    net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	probe probe // liveness of the idle socket
 
 	created  time.Time
 	written  int64         // bytes the socket accepted; owned by the writer
@@ -29,6 +30,7 @@ type conn struct {
 func newConn(nc net.Conn) *conn {
 	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, 8<<10), created: time.Now()}
 	c.bw = bufio.NewWriterSize(countingWriter{c}, 4<<10)
+	c.probe.init(nc)
 	return c
 }
 
@@ -51,7 +53,7 @@ func (c *conn) alive() bool {
 	if c.br.Buffered() > 0 {
 		return false
 	}
-	return peekAlive(c.nc)
+	return c.probe.alive()
 }
 
 // aLongTimeAgo is a deadline in the past, set to unblock I/O at once.

@@ -163,7 +163,7 @@ func waitClosed(t *testing.T, b *Backend) {
 	p := b.pools[0]
 	for i := 0; i < 1e6; i++ {
 		p.mu.Lock()
-		closed := len(p.idle) == 1 && !peekAlive(p.idle[0].nc)
+		closed := len(p.idle) == 1 && !p.idle[0].probe.alive()
 		p.mu.Unlock()
 		if closed {
 			return

@@ -4,6 +4,10 @@ package backend
 
 import "net"
 
-// peekAlive cannot look at the socket without blocking here; the retry of
+// probe cannot look at the socket without blocking here; the retry of
 // idempotent requests on reused connections still covers a dead one.
-func peekAlive(net.Conn) bool { return true }
+type probe struct{}
+
+func (*probe) init(net.Conn) {}
+
+func (*probe) alive() bool { return true }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -121,9 +120,18 @@ func (h *responseHead) parseStatusLine(line []byte) error {
 		if line[12] != ' ' {
 			return fmt.Errorf("%w: status line %q", errMalformed, truncate(line))
 		}
-		h.reason = string(line[13:])
+		h.reason = reasonPhrase(line[13:])
 	}
 	return nil
+}
+
+// reasonPhrase returns the reason phrase, without allocating for the
+// usual "OK".
+func reasonPhrase(b []byte) string {
+	if string(b) == "OK" {
+		return "OK"
+	}
+	return string(b)
 }
 
 // readFields reads a field section up to its empty line (RFC 9112 §5).
@@ -132,31 +140,35 @@ func (h *responseHead) parseStatusLine(line []byte) error {
 // other than HTAB (RFC 9110 §5.5). obs-fold is replaced by a space, the
 // option §5.2 leaves a proxy that does not reject the message.
 func readFields(br *bufio.Reader, budget *int) (http.Header, error) {
-	h := make(http.Header, 8)
-	var last string // canonical name of the previous field, for obs-fold
+	// The values are gathered into one buffer and become one string at the
+	// end, and the header's value slices share one array: a typical
+	// response costs a handful of allocations, not two per field.
+	var spanBuf [32]fieldSpan
+	var valueBuf [1024]byte
+	spans, values := spanBuf[:0], valueBuf[:0]
 	for {
 		line, err := readLine(br, budget)
 		if err != nil {
 			return nil, err
 		}
 		if len(line) == 0 {
-			return h, nil
+			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			vv := h[last]
-			if last == "" || len(vv) == 0 {
+			if len(spans) == 0 {
 				return nil, fmt.Errorf("%w: continuation line without a field", errMalformed)
 			}
+			last := &spans[len(spans)-1]
 			v := trimOWS(line)
-			if !httpguts.ValidHeaderFieldValue(string(v)) {
-				return nil, fmt.Errorf("%w: value of %s", errMalformed, last)
+			if !validValue(v) {
+				return nil, fmt.Errorf("%w: value of %s", errMalformed, last.name)
 			}
-			switch prev := &vv[len(vv)-1]; {
-			case len(v) == 0:
-			case *prev == "":
-				*prev = string(v) // no leading space where the value was empty
-			default:
-				*prev += " " + string(v)
+			if len(v) > 0 {
+				if last.end > last.off { // no leading space where the value was empty
+					values = append(values, ' ')
+				}
+				values = append(values, v...)
+				last.end = len(values)
 			}
 			continue
 		}
@@ -170,13 +182,45 @@ func readFields(br *bufio.Reader, budget *int) (http.Header, error) {
 				return nil, fmt.Errorf("%w: field name %q", errMalformed, truncate(name))
 			}
 		}
-		value := string(trimOWS(line[colon+1:]))
-		if !httpguts.ValidHeaderFieldValue(value) {
+		v := trimOWS(line[colon+1:])
+		if !validValue(v) {
 			return nil, fmt.Errorf("%w: value of %s", errMalformed, truncate(name))
 		}
-		last = textproto.CanonicalMIMEHeaderKey(string(name))
-		h[last] = append(h[last], value)
+		off := len(values)
+		values = append(values, v...)
+		spans = append(spans, fieldSpan{name: canonicalName(name), off: off, end: len(values)})
 	}
+	all := string(values)
+	vv := make([]string, len(spans))
+	h := make(http.Header, len(spans))
+	for i, sp := range spans {
+		vv[i] = all[sp.off:sp.end]
+		if prev, ok := h[sp.name]; ok {
+			h[sp.name] = append(prev, vv[i])
+		} else {
+			h[sp.name] = vv[i : i+1 : i+1]
+		}
+	}
+	return h, nil
+}
+
+// fieldSpan is one field line read: its canonical name, and where its
+// value lies in readFields' value buffer.
+type fieldSpan struct {
+	name     string
+	off, end int
+}
+
+// validValue reports whether v may be a field value: no control characters
+// other than HTAB (RFC 9110 §5.5), as httpguts.ValidHeaderFieldValue, on
+// bytes.
+func validValue(v []byte) bool {
+	for _, c := range v {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // readLine returns one line without its terminator, charging it to budget.
@@ -242,7 +286,9 @@ func (h *responseHead) decideFraming(method string) error {
 		}
 		// One canonical value is forwarded; a HEAD or 304 response keeps it
 		// as the length of the representation (RFC 9110 §8.6).
-		h.header["Content-Length"] = []string{strconv.FormatInt(n, 10)}
+		if len(cl) != 1 || !plainDecimal(cl[0]) {
+			h.header["Content-Length"] = []string{strconv.FormatInt(n, 10)}
+		}
 		h.bodyLength = n
 	}
 
@@ -297,6 +343,20 @@ func parseContentLength(vv []string) (int64, error) {
 	return n, nil
 }
 
+// plainDecimal reports whether s is 1*DIGIT without leading zeros: the
+// form strconv.FormatInt gives, so a value parsed from it needs no rewrite.
+func plainDecimal(s string) bool {
+	if s == "" || (s[0] == '0' && len(s) > 1) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // parseDecimal parses 1*DIGIT into a non-negative int64, refusing signs,
 // spaces, other bases and overflow.
 func parseDecimal(s string) (int64, bool) {
@@ -318,8 +378,8 @@ func parseDecimal(s string) (int64, bool) {
 // (RFC 9110 §7.6.1; options are case-insensitive).
 func connectionHas(h http.Header, option string) bool {
 	for _, v := range h["Connection"] {
-		for _, opt := range splitList(v) {
-			if strings.EqualFold(opt, option) {
+		for opt := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(opt), option) {
 				return true
 			}
 		}
