@@ -123,30 +123,46 @@ func writeRequestHead(w *bufio.Writer, req *http.Request, framing requestFraming
 // same fields are never sent as trailers (RFC 9110 §6.5.1: framing and
 // routing fields are forbidden there).
 func skipOnRequest(k string) bool {
-	for _, f := range [...]string{"Host", "Connection", "Content-Length", "Transfer-Encoding", "Trailer"} {
-		if strings.EqualFold(k, f) {
-			return true
-		}
+	// By length first: this runs for every field of every request.
+	var f string
+	switch len(k) {
+	case len("Host"):
+		f = "Host"
+	case len("Trailer"):
+		f = "Trailer"
+	case len("Connection"):
+		f = "Connection"
+	case len("Content-Length"):
+		f = "Content-Length"
+	case len("Transfer-Encoding"):
+		f = "Transfer-Encoding"
+	default:
+		return false
 	}
-	return false
+	return strings.EqualFold(k, f)
 }
 
 // writeFields writes h in sorted key order, validating every name and value
 // so that nothing the caller passes can split a field or a message
 // (RFC 9110 §5.1, §5.5).
 func writeFields(w *bufio.Writer, h http.Header, skip func(string) bool) error {
-	for _, k := range sortedKeys(h) {
-		if skip(k) {
-			continue
+	var buf [32]field // a request's fields fit: no allocation to sort them
+	fields := buf[:0]
+	for k, vv := range h {
+		if !skip(k) {
+			fields = append(fields, field{k, vv})
 		}
-		if !httpguts.ValidHeaderFieldName(k) {
-			return fmt.Errorf("%w: name %q", errInvalidField, k)
+	}
+	slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.name, b.name) })
+	for _, f := range fields {
+		if !httpguts.ValidHeaderFieldName(f.name) {
+			return fmt.Errorf("%w: name %q", errInvalidField, f.name)
 		}
-		for _, v := range h[k] {
+		for _, v := range f.values {
 			if !httpguts.ValidHeaderFieldValue(v) {
-				return fmt.Errorf("%w: value of %s", errInvalidField, k)
+				return fmt.Errorf("%w: value of %s", errInvalidField, f.name)
 			}
-			w.WriteString(k)
+			w.WriteString(f.name)
 			w.WriteString(": ")
 			w.WriteString(v)
 			w.WriteString("\r\n")
@@ -155,6 +171,12 @@ func writeFields(w *bufio.Writer, h http.Header, skip func(string) bool) error {
 	return nil
 }
 
+type field struct {
+	name   string
+	values []string
+}
+
+// sortedKeys returns h's names, sorted.
 func sortedKeys(h http.Header) []string {
 	keys := make([]string, 0, len(h))
 	for k := range h {

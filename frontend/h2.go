@@ -95,7 +95,7 @@ func serveH2(h2 *http2.Server, sc shimConfig) func(*http.Server, *tls.Conn, http
 			ctx = bc.BaseContext()
 		}
 		// ServeConn is deprecated along with ConfigureServer; see above.
-		h2.ServeConn(newShimConn(c, sc), &http2.ServeConnOpts{
+		h2.ServeConn(newServedConn(c, sc, h2.WriteByteTimeout), &http2.ServeConnOpts{
 			Context:    ctx,
 			Handler:    h,
 			BaseConfig: hs,
