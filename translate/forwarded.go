@@ -11,13 +11,17 @@ import (
 
 // viaValues are the Via entries for each received protocol version
 // (RFC 9110 §7.6.3: received-protocol, the protocol name omitted for HTTP).
-type viaValues struct{ h10, h11, h2, h3 string }
+// Each is a one-element slice shared by every message that has no Via of
+// its own: its capacity is its length, so an append copies it, and no one
+// writes field values in place.
+type viaValues struct{ h10, h11, h2, h3 []string }
 
 func newVia(pseudonym string) viaValues {
-	return viaValues{"1.0 " + pseudonym, "1.1 " + pseudonym, "2 " + pseudonym, "3 " + pseudonym}
+	one := func(s string) []string { return []string{s}[:1:1] }
+	return viaValues{one("1.0 " + pseudonym), one("1.1 " + pseudonym), one("2 " + pseudonym), one("3 " + pseudonym)}
 }
 
-func (v *viaValues) forProto(major, minor int) string {
+func (v *viaValues) forProto(major, minor int) []string {
 	switch {
 	case major == 3:
 		return v.h3
@@ -31,8 +35,12 @@ func (v *viaValues) forProto(major, minor int) string {
 
 // addVia appends this hop to the Via field: RFC 9110 §7.6.3 requires a
 // proxy to do so in both directions.
-func addVia(h http.Header, entry string) {
-	h["Via"] = append(h["Via"], entry)
+func addVia(h http.Header, entry []string) {
+	if prev := h["Via"]; len(prev) > 0 {
+		h["Via"] = append(prev, entry[0])
+	} else {
+		h["Via"] = entry
+	}
 }
 
 // setForwarded records the client for the origin. hoplite is the edge:
@@ -47,15 +55,19 @@ func setForwarded(h http.Header, r *http.Request) {
 	if r.TLS != nil {
 		proto = "https"
 	}
-	h["X-Forwarded-For"] = []string{ip}
-	h["X-Forwarded-Proto"] = []string{proto}
-	h["X-Forwarded-Host"] = []string{r.Host}
 	// RFC 7239 §4: the same facts in the standard field. An IPv6 address
 	// is bracketed, and any value that is not a token is quoted.
+	forIP := ip
 	if strings.Contains(ip, ":") {
-		ip = "[" + ip + "]"
+		forIP = "[" + ip + "]"
 	}
-	h["Forwarded"] = []string{"for=" + forwardedValue(ip) + ";host=" + forwardedValue(r.Host) + ";proto=" + proto}
+	v := make([]string, 4) // one allocation for the four fields' values
+	v[0], v[1], v[2] = ip, proto, r.Host
+	v[3] = "for=" + forwardedValue(forIP) + ";host=" + forwardedValue(r.Host) + ";proto=" + proto
+	h["X-Forwarded-For"] = v[0:1:1]
+	h["X-Forwarded-Proto"] = v[1:2:2]
+	h["X-Forwarded-Host"] = v[2:3:3]
+	h["Forwarded"] = v[3:4:4]
 }
 
 // forwardedValue writes v as a token, or as a quoted-string when it is not

@@ -26,7 +26,9 @@ var hopByHop = [...]string{
 func removeHopByHop(h http.Header) {
 	for _, v := range h["Connection"] {
 		for opt := range strings.SplitSeq(v, ",") {
-			if opt = strings.TrimSpace(opt); opt != "" {
+			// "close" and "keep-alive" are the usual options: neither
+			// needs a lookup (Keep-Alive goes below with the list).
+			if opt = strings.TrimSpace(opt); opt != "" && !strings.EqualFold(opt, "close") && !strings.EqualFold(opt, "keep-alive") {
 				delete(h, textproto.CanonicalMIMEHeaderKey(opt))
 			}
 		}

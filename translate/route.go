@@ -97,8 +97,12 @@ func hostMatches(pattern, host string) bool {
 // requestHost returns the host without port or trailing dot, in lower case.
 func requestHost(hostport string) string {
 	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
+	// Only a host with a port is split: SplitHostPort's error for one
+	// without costs an allocation per request.
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && !strings.HasSuffix(hostport, "]") {
+		if h, _, err := net.SplitHostPort(hostport); err == nil {
+			host = h
+		}
 	}
 	return strings.TrimSuffix(strings.ToLower(host), ".")
 }
