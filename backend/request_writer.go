@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -146,8 +147,16 @@ func skipOnRequest(k string) bool {
 // so that nothing the caller passes can split a field or a message
 // (RFC 9110 §5.1, §5.5).
 func writeFields(w *bufio.Writer, h http.Header, skip func(string) bool) error {
-	var buf [32]field // a request's fields fit: no allocation to sort them
-	fields := buf[:0]
+	// Pooled, not on the stack: see readFields.
+	fp := fieldsPool.Get().(*[]field)
+	fields := (*fp)[:0]
+	defer func() {
+		clear(fields)
+		if cap(fields) <= 256 {
+			*fp = fields
+			fieldsPool.Put(fp)
+		}
+	}()
 	for k, vv := range h {
 		if !skip(k) {
 			fields = append(fields, field{k, vv})
@@ -175,6 +184,8 @@ type field struct {
 	name   string
 	values []string
 }
+
+var fieldsPool = sync.Pool{New: func() any { f := make([]field, 0, 32); return &f }}
 
 // sortedKeys returns h's names, sorted.
 func sortedKeys(h http.Header) []string {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -143,9 +144,12 @@ func readFields(br *bufio.Reader, budget *int) (http.Header, error) {
 	// The values are gathered into one buffer and become one string at the
 	// end, and the header's value slices share one array: a typical
 	// response costs a handful of allocations, not two per field.
-	var spanBuf [32]fieldSpan
-	var valueBuf [1024]byte
-	spans, values := spanBuf[:0], valueBuf[:0]
+	// The scratch space is pooled rather than on the stack, where 2 KiB
+	// would make every handler goroutine grow its stack.
+	sc := fieldScratchPool.Get().(*fieldScratch)
+	defer sc.release()
+	spans, values := sc.spans[:0], sc.values[:0]
+	defer func() { sc.spans, sc.values = spans, values }()
 	for {
 		line, err := readLine(br, budget)
 		if err != nil {
@@ -202,6 +206,24 @@ func readFields(br *bufio.Reader, budget *int) (http.Header, error) {
 		}
 	}
 	return h, nil
+}
+
+type fieldScratch struct {
+	spans  []fieldSpan
+	values []byte
+}
+
+var fieldScratchPool = sync.Pool{New: func() any {
+	return &fieldScratch{spans: make([]fieldSpan, 0, 32), values: make([]byte, 0, 1024)}
+}}
+
+// release returns the scratch space to the pool, unless one huge head
+// grew it.
+func (sc *fieldScratch) release() {
+	if cap(sc.values) <= 16<<10 && cap(sc.spans) <= 256 {
+		clear(sc.spans[:cap(sc.spans)]) // drop the names it refers to
+		fieldScratchPool.Put(sc)
+	}
 }
 
 // fieldSpan is one field line read: its canonical name, and where its
