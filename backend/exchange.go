@@ -43,6 +43,11 @@ type exchange struct {
 	writeDone chan writeResult // the content writer's result; nil without content
 	finished  atomic.Bool
 	head      *responseHead
+
+	// The response body and its usual reader live in the exchange: one
+	// allocation per request instead of three.
+	body   body
+	length lengthReader
 }
 
 // failure describes an exchange that got no response, for the retry
@@ -202,9 +207,9 @@ func (ex *exchange) setReadDeadline(t time.Time) {
 func (ex *exchange) response() *http.Response {
 	h := ex.head
 	resp := &http.Response{
-		Status:        strconv.Itoa(h.status) + " " + h.reason,
+		Status:        statusLine(h.status, h.reason),
 		StatusCode:    h.status,
-		Proto:         "HTTP/1." + strconv.Itoa(h.protoMinor),
+		Proto:         protoNames[h.protoMinor],
 		ProtoMajor:    1,
 		ProtoMinor:    h.protoMinor,
 		Header:        h.header,
@@ -220,18 +225,33 @@ func (ex *exchange) response() *http.Response {
 		ex.finish(nil)
 	case n > 0:
 		resp.ContentLength = n
-		resp.Body = &body{r: &lengthReader{br: br, remaining: n}, ex: ex}
+		ex.length = lengthReader{br: br, remaining: n}
+		ex.body = body{r: &ex.length, ex: ex}
+		resp.Body = &ex.body
 	case n == lengthChunked:
 		// The Trailer field announces trailer names (RFC 9110 §6.6.2); the
 		// values arrive after the content, as with net/http.
 		resp.Trailer = announcedTrailers(h.header)
 		resp.TransferEncoding = []string{"chunked"}
-		resp.Body = &body{r: &chunkedReader{br: br, trailer: resp.Trailer}, ex: ex}
+		ex.body = body{r: &chunkedReader{br: br, trailer: resp.Trailer}, ex: ex}
+		resp.Body = &ex.body
 	default:
-		resp.Body = &body{r: eofReader{br: br}, ex: ex}
+		ex.body = body{r: eofReader{br: br}, ex: ex}
+		resp.Body = &ex.body
 	}
 	delete(h.header, "Transfer-Encoding")
 	return resp
+}
+
+var protoNames = [...]string{"HTTP/1.0", "HTTP/1.1"}
+
+// statusLine is Response.Status: "200 OK", without an allocation when
+// the reason is the usual one.
+func statusLine(code int, reason string) string {
+	if code == http.StatusOK && reason == "OK" {
+		return "200 OK"
+	}
+	return strconv.Itoa(code) + " " + reason
 }
 
 func announcedTrailers(h http.Header) http.Header {
