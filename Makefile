@@ -76,3 +76,10 @@ define fuzz_all
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed"; exit 1; fi
 endef
+
+# bench runs the benchmark suite against nginx, HAProxy, h2o and Caddy and
+# writes docs/bench/ (results.md, chart.png); see scripts/bench.sh for the
+# BENCH_* settings. About 15 minutes on 2 cores; not part of `make test`.
+.PHONY: bench
+bench:
+	scripts/bench.sh

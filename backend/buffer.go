@@ -16,7 +16,7 @@ func bufferContent(req *http.Request, limit int64) (*http.Request, error) {
 	defer req.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 	if err != nil {
-		return nil, &Error{Op: "read request body", Err: err}
+		return nil, &Error{Op: "read request body", Err: clientContentError(err)}
 	}
 	if int64(len(data)) > limit {
 		return nil, &Error{Op: "read request body", Err: fmt.Errorf("request body larger than %d bytes", limit), tooLarge: true}

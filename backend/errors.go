@@ -36,6 +36,15 @@ func (e *Error) Timeout() bool { return e.timeout }
 // backend may buffer.
 func (e *Error) TooLarge() bool { return e.tooLarge }
 
+// ClientError reports whether the request's own content was at fault:
+// reading it failed (the client's framing broke, or the client went away),
+// or it ended before its Content-Length, or went on past it (RFC 9112
+// §6.3, §7.1; RFC 9113 §8.1.1; RFC 9114 §4.1.2). Such a request is a 400.
+func (e *Error) ClientError() bool {
+	var ce *contentError
+	return errors.As(e.Err, &ce) || errors.Is(e.Err, errBodyShort) || errors.Is(e.Err, errBodyLong)
+}
+
 // Unavailable reports whether the request was refused for lack of capacity
 // and never reached an origin.
 func (e *Error) Unavailable() bool { return e.unavailable }
@@ -48,6 +57,7 @@ var (
 	errFraming          = errors.New("response framing in doubt")
 	errHeaderTooLarge   = errors.New("response header too large")
 	errBodyShort        = errors.New("request body shorter than its Content-Length")
+	errBodyLong         = errors.New("request body longer than its Content-Length")
 	errInvalidField     = errors.New("invalid header field in request")
 	errUnsupportedProto = errors.New("switching protocols is not supported")
 )

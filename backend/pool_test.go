@@ -254,7 +254,9 @@ func TestStrayBytesMakeIdleConnectionDead(t *testing.T) {
 	waitFor(t, "the stray bytes to arrive", func() bool {
 		pc.mu.Lock()
 		defer pc.mu.Unlock()
-		return len(pc.idle) == 1 && !pc.idle[0].alive()
+		// Bytes that arrived with the 204 retire the connection at once
+		// (readResponseHead); later ones make the idle connection dead.
+		return len(pc.idle) == 0 || len(pc.idle) == 1 && !pc.idle[0].alive()
 	})
 	if _, body := fetch(t, b, "GET", "/", nil); body != "conn 2" {
 		t.Fatalf("answered on %q: the stray response was taken for the answer", body)

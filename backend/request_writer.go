@@ -213,6 +213,17 @@ func writeRequestBody(w *bufio.Writer, req *http.Request, framing requestFraming
 			n, err := req.Body.Read(buf[:min(int64(len(buf)), remaining)])
 			if n > 0 {
 				remaining -= int64(n)
+				if remaining == 0 && err != io.EOF {
+					// The last bytes go out only once the content is known
+					// to end here: see contentEnds.
+					if err == nil {
+						err = contentEnds(req.Body)
+					}
+					if err != nil {
+						return clientContentError(err)
+					}
+					err = io.EOF
+				}
 				if _, werr := w.Write(buf[:n]); werr != nil {
 					return werr
 				}
@@ -227,7 +238,7 @@ func writeRequestBody(w *bufio.Writer, req *http.Request, framing requestFraming
 				break
 			}
 			if err != nil {
-				return err
+				return clientContentError(err)
 			}
 		}
 		return nil
@@ -248,7 +259,7 @@ func writeRequestBody(w *bufio.Writer, req *http.Request, framing requestFraming
 				break
 			}
 			if err != nil {
-				return err
+				return clientContentError(err)
 			}
 		}
 		// RFC 9112 §7.1: last-chunk, then the trailer section, then CRLF.
@@ -260,6 +271,51 @@ func writeRequestBody(w *bufio.Writer, req *http.Request, framing requestFraming
 		return w.Flush()
 	}
 	return nil
+}
+
+// clientContentError marks an error reading the request content: it is the
+// client's (a chunked coding the frontend refused, content that disagrees
+// with its length, a client that went away), not the origin's, and
+// Error.ClientError reports it.
+func clientContentError(err error) error {
+	if err == errBodyLong {
+		return err
+	}
+	return &contentError{err}
+}
+
+type contentError struct{ err error }
+
+func (e *contentError) Error() string { return "reading the request content: " + e.err.Error() }
+func (e *contentError) Unwrap() error { return e.err }
+
+// contentEnds confirms that a request body has no byte left after its
+// Content-Length. An HTTP/2 or HTTP/3 client declares content-length and
+// then sends DATA; with more DATA than declared the request is malformed
+// (RFC 9113 §8.1.1, RFC 9114 §4.1.2) and must not be forwarded, but the
+// servers report the excess only on the read after the declared length
+// (x/net when the next DATA frame arrives, quic-go/http3 through
+// errTooMuchData). Until this returns nil, the last read of the content is
+// held back, so that the origin never holds a complete request that the
+// client sent malformed: the connection is closed instead. It costs no
+// extra write: the last bytes go out in one write once confirmed. HTTP/1.x bodies
+// end at their Content-Length by construction and return io.EOF at once.
+func contentEnds(body io.Reader) error {
+	var one [1]byte
+	// quic-go may return (0, nil) for a frame that carries no data (an
+	// empty DATA frame, the trailers); each such read consumes a frame.
+	for range 1000 {
+		n, err := body.Read(one[:])
+		switch {
+		case n > 0:
+			return errBodyLong
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return err
+		}
+	}
+	return errBodyLong
 }
 
 // validMethod reports whether m is a token (RFC 9110 §9.1).

@@ -61,6 +61,20 @@ func readResponseHead(br *bufio.Reader, method string, limit int, got1xx func(in
 			if err := h.decideFraming(method); err != nil {
 				return nil, err
 			}
+			if h.bodyLength == lengthChunked {
+				if err := checkBufferedChunk(br); err != nil {
+					return nil, err
+				}
+			}
+			if h.bodyLength == 0 && br.Buffered() > 0 {
+				// Bytes after a response without content (a 204, a 304,
+				// the answer to HEAD, Content-Length: 0) belong to no
+				// response hoplite asked for: content the origin sent
+				// where there can be none, or junk. The connection's
+				// framing is in doubt; it must not carry another request
+				// (RFC 9112 §6.3 rules 1 and 2, §11.2).
+				h.close = true
+			}
 			return h, nil
 		}
 		if h.status == http.StatusSwitchingProtocols {
@@ -318,6 +332,14 @@ func (h *responseHead) decideFraming(method string) error {
 	// their fields say.
 	if method == http.MethodHead || h.status == http.StatusNoContent || h.status == http.StatusNotModified {
 		h.bodyLength = 0
+		if h.status == http.StatusNoContent && (hasTE || hasCL && h.header["Content-Length"][0] != "0") {
+			// RFC 9110 §8.6, RFC 9112 §6.1: a 204 never carries either
+			// field. One that announces content probably sends it, and
+			// those bytes would be read as the next response: retire the
+			// connection. (HEAD and 304 responses may carry both, as the
+			// GET's framing.)
+			h.close = true
+		}
 		return nil
 	}
 	if hasTE {
@@ -341,6 +363,59 @@ func (h *responseHead) decideFraming(method string) error {
 		// §6.3 rule 8: read until the origin closes; the connection ends.
 		h.bodyLength = lengthUntilEOF
 		h.close = true
+	}
+	return nil
+}
+
+// checkBufferedChunk checks the first chunk of a chunked response as far
+// as it arrived with the head: its chunk-size line and the CRLF after its
+// data. An origin usually writes the head and the start of the content
+// together, so broken chunked framing is found here, while the response
+// can still become a 502 (RFC 9112 §7.1, §11.2), rather than later, when
+// its header is on its way to the client and the only signal left is to
+// cut the response short. The bytes stay buffered for the chunked reader,
+// which checks every chunk with the same rules.
+func checkBufferedChunk(br *bufio.Reader) error {
+	buf, _ := br.Peek(br.Buffered())
+	nl := bytes.IndexByte(buf, '\n')
+	if nl < 0 {
+		if len(buf) > maxChunkLineLen {
+			return fmt.Errorf("%w: chunk line too long", errFraming)
+		}
+		return nil // the line is not all here; the chunked reader checks it
+	}
+	line := buf[:nl]
+	if len(line) == 0 || line[len(line)-1] != '\r' || bytes.IndexByte(line[:len(line)-1], '\r') >= 0 {
+		return fmt.Errorf("%w: chunk line not ended by CRLF", errFraming)
+	}
+	line = line[:len(line)-1]
+	sizeField, ext, _ := bytes.Cut(line, []byte(";"))
+	sizeField = bytes.TrimRight(sizeField, " \t")
+	if len(sizeField) == 0 || len(sizeField) > 15 {
+		return fmt.Errorf("%w: chunk size %q", errFraming, truncate(line))
+	}
+	var size int
+	for _, c := range sizeField {
+		var d byte
+		switch {
+		case '0' <= c && c <= '9':
+			d = c - '0'
+		case 'a' <= c && c <= 'f':
+			d = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return fmt.Errorf("%w: chunk size %q", errFraming, truncate(line))
+		}
+		size = size<<4 | int(d)
+	}
+	for _, c := range ext {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return fmt.Errorf("%w: control character in chunk extension", errFraming)
+		}
+	}
+	if size > 0 && len(buf) >= nl+1+size+2 && string(buf[nl+1+size:nl+1+size+2]) != "\r\n" {
+		return fmt.Errorf("%w: chunk data not followed by CRLF", errFraming)
 	}
 	return nil
 }

@@ -17,6 +17,14 @@ const (
 	DefaultMaxHeaderBytes       = 64 << 10 // 64 KiB
 	DefaultMaxConcurrentStreams = 250
 	DefaultMaxReadFrameSize     = 1 << 20 // 1 MiB
+
+	// Client limits against floods and slow clients (docs/limits.md).
+	DefaultMaxConnsPerIP     = 1024
+	DefaultWriteStallTimeout = 60 * time.Second
+	DefaultH2FloodWindow     = 10 * time.Second
+	DefaultH2MaxResets       = 1000
+	DefaultH2MaxControl      = 1000
+	DefaultH2MaxEmptyFrames  = 1000
 )
 
 // RFC 9113 §6.5.2: SETTINGS_MAX_FRAME_SIZE must lie between 2^14 and
@@ -60,6 +68,9 @@ func normalize(cfg Config) (Config, error) {
 	// x/net/http2 silently replaces an out-of-range MaxReadFrameSize with its
 	// own default; refuse it instead so the setting on the wire is the one
 	// configured.
+	if cfg.H2FloodWindow < 0 {
+		return cfg, fmt.Errorf("frontend: Config.H2FloodWindow %v is negative", cfg.H2FloodWindow)
+	}
 	if f := cfg.MaxReadFrameSize; f != 0 && (f < minFrameSize || f > maxFrameSize) {
 		return cfg, fmt.Errorf("frontend: Config.MaxReadFrameSize %d is outside [%d, %d] (RFC 9113 §6.5.2)",
 			f, minFrameSize, maxFrameSize)
@@ -80,11 +91,31 @@ func normalize(cfg Config) (Config, error) {
 	if cfg.MaxReadFrameSize == 0 {
 		cfg.MaxReadFrameSize = DefaultMaxReadFrameSize
 	}
+	// Negative means off for these; zero the default.
+	cfg.MaxConnsPerIP = orDefault(cfg.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	cfg.H2MaxResets = orDefault(cfg.H2MaxResets, DefaultH2MaxResets)
+	cfg.H2MaxControlFrames = orDefault(cfg.H2MaxControlFrames, DefaultH2MaxControl)
+	cfg.H2MaxEmptyFrames = orDefault(cfg.H2MaxEmptyFrames, DefaultH2MaxEmptyFrames)
+	if cfg.WriteStallTimeout == 0 {
+		cfg.WriteStallTimeout = DefaultWriteStallTimeout
+	}
+	if cfg.H2FloodWindow == 0 {
+		cfg.H2FloodWindow = DefaultH2FloodWindow
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	cfg.TLSConfig = tcpTLSConfig(cfg.TLSConfig)
 	return cfg, nil
+}
+
+// orDefault returns def for zero and v otherwise (negative values mean
+// "off" to the fields that use it).
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 // tcpTLSConfig clones c for the TCP listener and sets its ALPN list with

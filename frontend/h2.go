@@ -49,6 +49,9 @@ import (
 // which runs the same x/net server over the read shim of h2shim.go (RFC 9113
 // fixes: duplicate SETTINGS, connection-specific request fields).
 //
+// Flood limits (Config.H2Max*) are the shim's: x/net answers the read
+// error it returns with GOAWAY(ENHANCE_YOUR_CALM) (h2shim.go).
+//
 // IdleTimeout closes an idle connection with GOAWAY. On http.Server.Shutdown
 // x/net (registered through RegisterOnShutdown) sends GOAWAY(NO_ERROR),
 // lets open streams finish, and closes the connection.
@@ -57,6 +60,9 @@ func configureHTTP2(h1 *http.Server, cfg Config) (*http2.Server, error) {
 		MaxConcurrentStreams: cfg.MaxConcurrentStreams,
 		MaxReadFrameSize:     cfg.MaxReadFrameSize,
 		IdleTimeout:          cfg.IdleTimeout,
+		// A client that stops reading is dropped (limits.go stallConn
+		// does the same below TLS, for HTTP/1.1 too).
+		WriteByteTimeout: max(cfg.WriteStallTimeout, 0),
 	}
 	h1.HTTP2 = nil
 	h1.Protocols = nil
@@ -73,6 +79,10 @@ func configureHTTP2(h1 *http.Server, cfg Config) (*http2.Server, error) {
 		headerTableSize:   h2DecoderTableSize(h2),
 		maxHeaderListSize: h2MaxHeaderListSize(h1),
 		malformed:         cfg.MalformedField,
+		floodWindow:       cfg.H2FloodWindow,
+		maxResets:         cfg.H2MaxResets,
+		maxControl:        cfg.H2MaxControlFrames,
+		maxEmpty:          cfg.H2MaxEmptyFrames,
 	})
 	return h2, nil
 }

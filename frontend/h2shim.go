@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"io"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -40,6 +41,31 @@ import (
 //     the dynamic table alone, so x/net's table still equals the shadow's.
 //     This covers trailers too: they are a header block like any other.
 //
+//  3. Floods (RFC 9113 §10.5). x/net bounds the frames it must answer only
+//     while the client does not read the answers (maxQueuedControlFrames)
+//     and the handlers of reset streams only by running at most
+//     SETTINGS_MAX_CONCURRENT_STREAMS of them at a time; a client that
+//     reads can make it answer PINGs and SETTINGS, start handlers for
+//     streams it resets at once (rapid reset, CVE-2023-44487), or read
+//     empty DATA and CONTINUATION frames for ever. The shim counts, per
+//     connection, three kinds of frames that carry no request: RST_STREAM
+//     and requests it marks malformed (each costs x/net a RST_STREAM of
+//     its own) (Config.H2MaxResets), PING, SETTINGS and PRIORITY
+//     (H2MaxControlFrames), and frames with nothing in them: DATA without
+//     data or END_STREAM, empty HEADERS, CONTINUATION with an empty
+//     fragment and no END_HEADERS, frames of unknown type
+//     (H2MaxEmptyFrames). When
+//     one kind passes its limit within Config.H2FloodWindow, the shim
+//     hands out, in place of that frame, the read error
+//     http2.ConnectionError(ENHANCE_YOUR_CALM): x/net's server answers a
+//     ConnectionError from its frame reader with GOAWAY of that code and
+//     closes the connection (server.go processFrameFromReader), exactly
+//     as for an error of its own. The count costs a switch and an
+//     increment per frame; the clock is read twice per limit's worth of
+//     counted frames (floodCount). A padded DATA frame of at most 256
+//     bytes is read whole, to see whether anything is left after the
+//     padding.
+//
 // The marker goes at the end of the block's last frame (before its
 // padding), not into an extra CONTINUATION frame: x/net's readMetaFrame
 // ends the connection on any CONTINUATION that follows an invalid field or
@@ -61,12 +87,15 @@ import (
 // the buffer; SETTINGS frames are inspected only up to 100 entries.
 //
 // Whenever the shim meets something x/net will treat as a connection error
-// (bad preface, oversized frame, frames out of order inside a header block,
-// an HPACK decoding error, a read error in the middle of a frame) it hands
-// out what it holds unchanged and from then on passes every byte through:
-// x/net produces its own error, and the connection ends with it. One
-// giving-up is not a connection error: x/net stops materialising strings
-// after an invalid field or past the header list limit (readMetaFrame
+// (oversized frame, frames out of order inside a header block, an HPACK
+// decoding error) it hands out what it holds unchanged and from then on
+// changes nothing: x/net produces its own error, and the connection ends
+// with it. It still follows the frames and counts them for the flood
+// limits, because one giving-up is not a connection error (below) and must
+// not switch the limits off. A bad preface or a read error in the middle
+// of a frame ends all inspection: from then on every byte passes through.
+// The giving-up that is not a connection error: x/net stops materialising
+// strings after an invalid field or past the header list limit (readMetaFrame
 // disables emitting), the shadow decoder does not, so only the shadow
 // checks the Huffman coding of the block's remaining unindexed literals.
 // If that finds an error, later requests on the connection get x/net's own
@@ -112,6 +141,12 @@ type shimConfig struct {
 	maxHeaderListSize uint32
 	// malformed is Config.MalformedField; nil turns header inspection off.
 	malformed func(name, value string) bool
+	// The flood limits: frames of each kind per floodWindow; <= 0 is no
+	// limit (Config.H2MaxResets, H2MaxControlFrames, H2MaxEmptyFrames).
+	floodWindow time.Duration
+	maxResets   int
+	maxControl  int
+	maxEmpty    int
 }
 
 type shimState uint8
@@ -137,7 +172,49 @@ const (
 	// shimKeepBuf: a buffer grown past this for one large header block is
 	// dropped once that block has been handed out.
 	shimKeepBuf = 32 << 10
+	// shimPaddedCheck: a padded DATA frame up to this long is read whole
+	// to see whether it holds any data (padding is at most 255 bytes plus
+	// the length octet).
+	shimPaddedCheck = 256
 )
+
+// errH2Flood is what the shim's Read returns in place of a frame that
+// passes a flood limit. x/net's server answers it with
+// GOAWAY(ENHANCE_YOUR_CALM) and closes the connection.
+var errH2Flood error = http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+
+// floodCount counts frames of one kind. It trips when more than max
+// arrive within window of the first counted one; otherwise, at the first
+// frame over max, it starts again from that frame. A burst spread over
+// the end of one count and the start of the next can pass up to 2*max
+// frames in a window, never more: enough for a flood limit, and the clock
+// is read twice per max frames only.
+type floodCount struct {
+	max   int // <= 0: no limit
+	n     int
+	start time.Time
+}
+
+// hit counts one frame and reports whether the limit is passed.
+func (c *floodCount) hit(window time.Duration) bool {
+	if c.max <= 0 {
+		return false
+	}
+	c.n++
+	switch {
+	case c.n == 1:
+		c.start = time.Now()
+		return false
+	case c.n <= c.max:
+		return false
+	}
+	now := time.Now()
+	if now.Sub(c.start) < window {
+		return true
+	}
+	c.n, c.start = 1, now
+	return false
+}
 
 // malformedMarker is one HPACK field representation: literal header field
 // without indexing, new name (RFC 7541 §6.2.2: first octet 0x00), name and
@@ -169,12 +246,22 @@ type h2Shim struct {
 	inBlock     bool
 	blockStream uint32
 	blockBad    bool // a field made the request malformed
+
+	// inspectOff: gave up on a connection error of x/net's (or one that
+	// is not); frames are followed and counted, never changed.
+	inspectOff bool
+	// Flood limits (see the top of the file).
+	floodWindow            time.Duration
+	resets, control, empty floodCount
+	err                    error // errH2Flood once a limit is passed; sticky
 }
 
 func (s *h2Shim) init(src io.Reader, cfg shimConfig) {
 	s.src = src
 	s.maxFrame = int(cfg.maxFrameSize)
 	s.malformed = cfg.malformed
+	s.floodWindow = cfg.floodWindow
+	s.resets.max, s.control.max, s.empty.max = cfg.maxResets, cfg.maxControl, cfg.maxEmpty
 	if s.malformed != nil {
 		s.dec = hpack.NewDecoder(cfg.headerTableSize, s.onField)
 		// x/net sets the same limit before every block; it never changes.
@@ -202,6 +289,9 @@ func (s *h2Shim) Read(p []byte) (int, error) {
 			n, err := s.src.Read(p)
 			s.pass -= n
 			return n, err
+		}
+		if s.err != nil {
+			return 0, s.err
 		}
 		switch s.state {
 		case shimPassthrough:
@@ -274,13 +364,15 @@ func (s *h2Shim) abandon(p []byte, err error) (int, error) {
 	}
 	s.need, s.bufN, s.hdrN = 0, 0, 0
 	s.giveUp()
+	s.state = shimPassthrough
 	n := copy(p, s.out)
 	s.out = s.out[n:]
 	return n, err
 }
 
+// giveUp stops inspecting and rewriting; framing and flood counts go on.
 func (s *h2Shim) giveUp() {
-	s.state = shimPassthrough
+	s.inspectOff = true
 	s.inBlock = false
 }
 
@@ -291,44 +383,82 @@ func (s *h2Shim) onFrameHeader() {
 	typ := http2.FrameType(h[3])
 	flags := http2.Flags(h[4])
 	stream := binary.BigEndian.Uint32(h[5:]) & (1<<31 - 1)
+	if s.flood(typ, flags, length) {
+		s.out = nil
+		s.err = errH2Flood
+		return
+	}
 	s.out = h
-	if length > s.maxFrame {
-		s.giveUp() // x/net: FRAME_SIZE_ERROR (frame.go ReadFrameHeader)
-		return
-	}
-	if s.inBlock {
-		if typ != http2.FrameContinuation || stream != s.blockStream {
-			s.giveUp() // x/net: PROTOCOL_ERROR (frame.go checkFrameOrder)
-			return
-		}
-		s.readWhole(length)
-		return
-	}
-	switch typ {
-	case http2.FrameSettings:
-		if !flags.Has(http2.FlagSettingsAck) && stream == 0 && length%6 == 0 &&
-			length >= 2*6 && length <= maxShimSettings*6 {
-			s.readWhole(length)
-			return
-		}
-	case http2.FrameHeaders:
-		if s.dec != nil && stream != 0 {
-			s.readWhole(length)
-			return
-		}
-	case http2.FrameContinuation:
-		if s.dec != nil {
-			s.giveUp() // x/net: PROTOCOL_ERROR, no header block is open
-			return
-		}
-	}
 	s.pass = length
+	if !s.inspectOff {
+		if length > s.maxFrame {
+			s.giveUp() // x/net: FRAME_SIZE_ERROR (frame.go ReadFrameHeader)
+			return
+		}
+		if s.inBlock {
+			if typ != http2.FrameContinuation || stream != s.blockStream {
+				s.giveUp() // x/net: PROTOCOL_ERROR (frame.go checkFrameOrder)
+				return
+			}
+			s.readWhole(length)
+			return
+		}
+		switch typ {
+		case http2.FrameSettings:
+			if !flags.Has(http2.FlagSettingsAck) && stream == 0 && length%6 == 0 &&
+				length >= 2*6 && length <= maxShimSettings*6 {
+				s.readWhole(length)
+				return
+			}
+		case http2.FrameHeaders:
+			if s.dec != nil && stream != 0 {
+				s.readWhole(length)
+				return
+			}
+		case http2.FrameContinuation:
+			if s.dec != nil {
+				s.giveUp() // x/net: PROTOCOL_ERROR, no header block is open
+				return
+			}
+		}
+	}
+	if typ == http2.FrameData && flags.Has(http2.FlagDataPadded) && !flags.Has(http2.FlagDataEndStream) &&
+		length > 0 && length <= shimPaddedCheck && length <= s.maxFrame && s.empty.max > 0 {
+		s.readWhole(length) // inspect: is there data after the padding?
+	}
+}
+
+// flood counts the frame whose header is in hdr against the flood limits
+// and reports whether it passes one.
+func (s *h2Shim) flood(typ http2.FrameType, flags http2.Flags, length int) bool {
+	switch typ {
+	case http2.FrameData:
+		return length == 0 && !flags.Has(http2.FlagDataEndStream) && s.empty.hit(s.floodWindow)
+	case http2.FrameHeaders:
+		// An empty block is no request (it lacks the pseudo-header
+		// fields); x/net answers each one with RST_STREAM.
+		return length == 0 && s.empty.hit(s.floodWindow)
+	case http2.FrameContinuation:
+		return length == 0 && !flags.Has(http2.FlagContinuationEndHeaders) && s.empty.hit(s.floodWindow)
+	case http2.FrameRSTStream:
+		return s.resets.hit(s.floodWindow)
+	case http2.FramePing, http2.FrameSettings, http2.FramePriority, http2.FramePriorityUpdate:
+		return s.control.hit(s.floodWindow)
+	case http2.FrameWindowUpdate, http2.FrameGoAway, http2.FramePushPromise:
+		// WINDOW_UPDATE is how a reading client asks for more: a fast
+		// download sends thousands a second. GOAWAY ends the connection;
+		// PUSH_PROMISE from a client is x/net's PROTOCOL_ERROR.
+		return false
+	}
+	// Unknown types: x/net reads and ignores them (RFC 9113 §5.5).
+	return s.empty.hit(s.floodWindow)
 }
 
 // readWhole arranges for the frame whose header is in hdr to be read into
 // buf and inspected before any of it is handed out.
 func (s *h2Shim) readWhole(length int) {
 	s.out = nil
+	s.pass = 0
 	s.need = frameHeaderLen + length
 	if len(s.buf) < s.need+shimSlack {
 		// Doubling, so a client's growing header blocks cost few
@@ -343,6 +473,19 @@ func (s *h2Shim) readWhole(length int) {
 // in its place.
 func (s *h2Shim) inspect(f []byte) {
 	s.out = f
+	switch http2.FrameType(f[3]) {
+	case http2.FrameData:
+		// Padded, without END_STREAM (onFrameHeader); RFC 9113 §6.1: the
+		// pad length octet, the data, then that much padding.
+		if len(f)-frameHeaderLen-1-int(f[frameHeaderLen]) <= 0 && s.empty.hit(s.floodWindow) {
+			s.out = nil
+			s.err = errH2Flood
+		}
+		return
+	}
+	if s.inspectOff {
+		return
+	}
 	switch http2.FrameType(f[3]) {
 	case http2.FrameSettings:
 		s.dedupeSettings(f)
@@ -452,6 +595,14 @@ func (s *h2Shim) decode(f, frag []byte, fragEnd int) {
 		return
 	}
 	if s.blockBad {
+		// A malformed request costs x/net a RST_STREAM, as a client's
+		// reset costs it a handler: it counts as a reset (the reset flood
+		// of CVE-2019-9514).
+		if s.resets.hit(s.floodWindow) {
+			s.out = nil
+			s.err = errH2Flood
+			return
+		}
 		s.mark(f, fragEnd)
 	}
 }

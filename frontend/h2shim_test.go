@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -37,6 +39,12 @@ func testShimConfig() shimConfig {
 		headerTableSize:   4096,
 		maxHeaderListSize: 64<<10 + 320,
 		malformed:         testMalformedField,
+		// The defaults: the benchmarks and allocation checks measure the
+		// shim with its flood counts running.
+		floodWindow: DefaultH2FloodWindow,
+		maxResets:   DefaultH2MaxResets,
+		maxControl:  DefaultH2MaxControl,
+		maxEmpty:    DefaultH2MaxEmptyFrames,
 	}
 }
 
@@ -1224,4 +1232,165 @@ func BenchmarkH2Shim(b *testing.B) {
 			}
 		})
 	}
+}
+
+// gapReader serves parts one after another and sleeps gap before every
+// part but the first (in a synctest bubble the sleep is instant and the
+// clock jumps).
+type gapReader struct {
+	parts [][]byte
+	gap   time.Duration
+	begun bool
+}
+
+func (r *gapReader) Read(p []byte) (int, error) {
+	for len(r.parts) > 0 && len(r.parts[0]) == 0 {
+		r.parts = r.parts[1:]
+		if len(r.parts) > 0 {
+			time.Sleep(r.gap)
+		}
+	}
+	if len(r.parts) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.parts[0])
+	r.parts[0] = r.parts[0][n:]
+	return n, nil
+}
+
+// readFrames reads r as x/net's Framer does (preface, then header and
+// payload) and returns how many whole frames it got before err.
+func readFrames(r io.Reader) (frames int, err error) {
+	if _, err := io.ReadFull(r, make([]byte, len(http2.ClientPreface))); err != nil {
+		return 0, err
+	}
+	hdr, buf := make([]byte, frameHeaderLen), make([]byte, 1<<20)
+	for {
+		if err := framerRead(r, hdr, buf); err != nil {
+			return frames, err
+		}
+		frames++
+	}
+}
+
+// TestH2ShimFloodLimits: each kind of frame the flood limits count trips
+// its limit when more than max arrive within the window, and the shim
+// then hands out errH2Flood in place of the frame (x/net answers it with
+// GOAWAY(ENHANCE_YOUR_CALM), TestHTTP2Floods); max frames, a pause of a
+// window and max more pass. Frames that carry something (data, a window
+// increment, END_STREAM) are never counted. The count goes on after the
+// shim has given up inspecting.
+func TestH2ShimFloodLimits(t *testing.T) {
+	const max = 10
+	const window = 2 * time.Second
+	cfg := testShimConfig()
+	cfg.floodWindow, cfg.maxResets, cfg.maxControl, cfg.maxEmpty = window, max, max, max
+	pad := make([]byte, 20)
+	cases := []struct {
+		name    string
+		head    func(s *h2Stream) // frames before the flood
+		frame   func(s *h2Stream, i int)
+		counted bool
+	}{
+		{"rst_stream", nil, func(s *h2Stream, i int) { _ = s.fr.WriteRSTStream(uint32(2*i+1), http2.ErrCodeCancel) }, true},
+		{"ping", nil, func(s *h2Stream, i int) { _ = s.fr.WritePing(false, [8]byte{byte(i)}) }, true},
+		{"ping ack", nil, func(s *h2Stream, i int) { _ = s.fr.WritePing(true, [8]byte{byte(i)}) }, true},
+		{"settings", nil, func(s *h2Stream, i int) {
+			_ = s.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(i)})
+		}, true},
+		{"settings with duplicates", nil, func(s *h2Stream, i int) {
+			_ = s.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1}, http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(i)})
+		}, true},
+		{"settings ack", nil, func(s *h2Stream, i int) { _ = s.fr.WriteSettingsAck() }, true},
+		{"priority", nil, func(s *h2Stream, i int) {
+			_ = s.fr.WritePriority(uint32(2*i+1), http2.PriorityParam{Weight: 1})
+		}, true},
+		{"priority_update", nil, func(s *h2Stream, i int) {
+			_ = s.fr.WriteRawFrame(http2.FramePriorityUpdate, 0, 0, []byte{0, 0, 0, 1, 'u', '=', '1'})
+		}, true},
+		{"empty data", nil, func(s *h2Stream, i int) { _ = s.fr.WriteData(1, false, nil) }, true},
+		{"padding only data", nil, func(s *h2Stream, i int) { _ = s.fr.WriteDataPadded(1, false, nil, pad) }, true},
+		{"pad length only data", nil, func(s *h2Stream, i int) { _ = s.fr.WriteDataPadded(1, false, nil, []byte{}) }, true},
+		{"empty continuation", func(s *h2Stream) { s.headers(1, s.request("/"), true, false) },
+			func(s *h2Stream, i int) { _ = s.fr.WriteContinuation(1, false, nil) }, true},
+		{"empty headers", nil, func(s *h2Stream, i int) { _ = s.fr.WriteRawFrame(http2.FrameHeaders, 0, uint32(2*i+1), nil) }, true},
+		{"empty headers ending the block", nil, func(s *h2Stream, i int) {
+			_ = s.fr.WriteRawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, uint32(2*i+1), nil)
+		}, true},
+		{"malformed requests", nil, func(s *h2Stream, i int) { s.headers(uint32(2*i+1), s.request("/", "connection", "close"), true, true) }, true},
+		{"unknown type", nil, func(s *h2Stream, i int) { _ = s.fr.WriteRawFrame(0x2a, 0, 0, nil) }, true},
+		{"ping after giving up", func(s *h2Stream) {
+			_ = s.fr.WriteContinuation(1, true, s.request("/")) // no block open: the shim gives up
+		}, func(s *h2Stream, i int) { _ = s.fr.WritePing(false, [8]byte{}) }, true},
+
+		{"window_update", nil, func(s *h2Stream, i int) { _ = s.fr.WriteWindowUpdate(0, 1) }, false},
+		{"data", nil, func(s *h2Stream, i int) { _ = s.fr.WriteData(1, false, []byte("x")) }, false},
+		{"padded data", nil, func(s *h2Stream, i int) { _ = s.fr.WriteDataPadded(1, false, []byte("x"), pad) }, false},
+		{"empty data ending a stream", nil, func(s *h2Stream, i int) { _ = s.fr.WriteData(uint32(2*i+1), true, nil) }, false},
+		{"padding only data ending a stream", nil, func(s *h2Stream, i int) { _ = s.fr.WriteDataPadded(uint32(2*i+1), true, nil, pad) }, false},
+		{"headers", nil, func(s *h2Stream, i int) { s.headers(uint32(2*i+1), s.request("/"), true, true) }, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newH2Stream()
+				if c.head != nil {
+					c.head(s)
+				}
+				headFrames := len(frameTrace(s.bytes()))
+				var parts [][]byte
+				i := 0
+				for _, n := range []int{max, max + 1} { // a window's pause between
+					s.buf.Reset()
+					for range n {
+						c.frame(s, i)
+						i++
+					}
+					parts = append(parts, s.bytes())
+				}
+				parts[0] = append(newH2StreamHead(c.head), parts[0]...)
+				var sh h2Shim
+				sh.init(&gapReader{parts: parts, gap: window}, cfg)
+				frames, err := readFrames(&sh)
+				frames -= headFrames
+				if c.counted {
+					if err != errH2Flood || frames != 2*max {
+						t.Errorf("%d frames then %v; want %d frames then %v", frames, err, 2*max, errH2Flood)
+					}
+					// Sticky: nothing more comes out.
+					if n, err := sh.Read(make([]byte, 100)); n != 0 || err != errH2Flood {
+						t.Errorf("read after the verdict: %d, %v", n, err)
+					}
+				} else if err != io.EOF || frames != 2*max+1 {
+					t.Errorf("%d frames then %v; want all %d then EOF", frames, err, 2*max+1)
+				}
+			})
+		})
+	}
+
+	t.Run("no limit", func(t *testing.T) {
+		cfg := cfg
+		cfg.maxControl = -1
+		s := newH2Stream()
+		for range 100 * max {
+			_ = s.fr.WritePing(false, [8]byte{})
+		}
+		var sh h2Shim
+		sh.init(bytes.NewReader(s.bytes()), cfg)
+		if frames, err := readFrames(&sh); err != io.EOF || frames != 100*max {
+			t.Errorf("%d frames then %v; want %d then EOF", frames, err, 100*max)
+		}
+	})
+}
+
+// newH2StreamHead returns the preface and the frames head writes, as the
+// stream TestH2ShimFloodLimits builds starts (its encoder state is not
+// needed: the flood frames carry no header blocks that refer to it, and
+// "headers" encodes the same request each time).
+func newH2StreamHead(head func(*h2Stream)) []byte {
+	s := newH2Stream()
+	if head != nil {
+		head(s)
+	}
+	return s.bytes()
 }

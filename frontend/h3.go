@@ -12,6 +12,25 @@ import (
 	"github.com/quic-go/quic-go/http3"
 )
 
+// QUIC transport limits, explicit rather than quic-go's defaults (see
+// quicConfig and listenHTTP3; docs/limits.md).
+const (
+	quicConnIDLen = 8
+	// quicMaxUniStreams: HTTP/3 needs three unidirectional streams from a
+	// client (control, QPACK encoder and decoder; RFC 9114 §6.2, RFC 9204
+	// §4.2) and clients add a grease stream or two (§6.2.3). quic-go's
+	// default is 100, each of them a goroutine and buffers on our side.
+	quicMaxUniStreams = 16
+	// Flow control windows: per stream, what x/net's HTTP/2 server allows
+	// (1 MiB, MaxUploadBufferPerStream's default); per connection quic-go's
+	// auto-tuning may grow to 4 MiB (its own default is 15 MiB). They bound
+	// what a client can make us buffer for a slow origin.
+	quicInitialStreamWindow = 512 << 10
+	quicMaxStreamWindow     = 1 << 20
+	quicInitialConnWindow   = 768 << 10
+	quicMaxConnWindow       = 4 << 20
+)
+
 // quicConfig returns the explicit QUIC transport settings for the HTTP/3
 // listener.
 //
@@ -19,10 +38,15 @@ import (
 //     the transport twin of the HTTP-level IdleTimeout.
 //   - MaxIncomingStreams = MaxConcurrentStreams: the bidirectional stream
 //     credit, i.e. concurrent requests per connection (RFC 9114 §6.1), as
-//     SETTINGS_MAX_CONCURRENT_STREAMS is for HTTP/2.
+//     SETTINGS_MAX_CONCURRENT_STREAMS is for HTTP/2. quic-go raises the
+//     credit (MAX_STREAMS) only as streams end, so a client can never have
+//     more open; one that opens a stream beyond it anyway commits
+//     STREAM_LIMIT_ERROR (RFC 9000 §4.6) and loses the connection.
+//   - MaxIncomingUniStreams = 16 (quicMaxUniStreams).
 //   - HandshakeIdleTimeout = ReadHeaderTimeout: net/http bounds the TLS
 //     handshake on TCP by ReadHeaderTimeout; do the same for QUIC (quic-go
 //     gives the whole handshake twice this).
+//   - Flow control windows: see quicMaxStreamWindow.
 //   - Allow0RTT = false, stated explicitly because http3.Server's own
 //     default QUIC config (used when QUICConfig is nil) sets it TRUE. 0-RTT
 //     data can be replayed by an attacker (RFC 9001 §9.2); a server accepting
@@ -32,10 +56,15 @@ import (
 //     does not accept any; clients pay one round trip on resumption.
 func quicConfig(cfg Config) *quic.Config {
 	return &quic.Config{
-		HandshakeIdleTimeout: cfg.ReadHeaderTimeout,
-		MaxIdleTimeout:       cfg.IdleTimeout,
-		MaxIncomingStreams:   int64(cfg.MaxConcurrentStreams),
-		Allow0RTT:            false,
+		HandshakeIdleTimeout:           cfg.ReadHeaderTimeout,
+		MaxIdleTimeout:                 cfg.IdleTimeout,
+		MaxIncomingStreams:             int64(cfg.MaxConcurrentStreams),
+		MaxIncomingUniStreams:          quicMaxUniStreams,
+		InitialStreamReceiveWindow:     quicInitialStreamWindow,
+		MaxStreamReceiveWindow:         quicMaxStreamWindow,
+		InitialConnectionReceiveWindow: quicInitialConnWindow,
+		MaxConnectionReceiveWindow:     quicMaxConnWindow,
+		Allow0RTT:                      false,
 	}
 }
 
@@ -70,13 +99,28 @@ func h3TLSConfig(tcp *tls.Config) *tls.Config {
 
 // listenHTTP3 binds UDP at exactly the IP and port of the TCP listener and
 // starts a QUIC listener on it. The caller owns and closes the returned
-// transport and conn; the listener is closed by the caller at drain.
-func listenHTTP3(tcpAddr *net.TCPAddr, tlsConf *tls.Config, qconf *quic.Config) (*net.UDPConn, *quic.Transport, *quic.EarlyListener, error) {
+// transport and conn; the listener is closed by the caller at drain. lim
+// (nil: none) applies Config.MaxConnsPerIP (limits.go).
+//
+// Transport settings, explicit:
+//   - ConnectionIDLength 8 (quic-go's default is 4): our connection IDs
+//     are random; 8 bytes make a collision between connections, or a
+//     guessed ID of another client's connection, negligible. quic-go issues
+//     at most a handful of IDs per connection and caps the IDs a peer may
+//     hand us (active_connection_id_limit, RFC 9000 §5.1.1), neither of
+//     which it lets us configure.
+//   - ConnContext and VerifySourceAddress: the per-address limit, with a
+//     Retry asked of busy addresses.
+func listenHTTP3(tcpAddr *net.TCPAddr, tlsConf *tls.Config, qconf *quic.Config, lim *quicLimiter) (*net.UDPConn, *quic.Transport, *quic.EarlyListener, error) {
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: tcpAddr.IP, Port: tcpAddr.Port, Zone: tcpAddr.Zone})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	tr := &quic.Transport{Conn: udp}
+	tr := &quic.Transport{Conn: udp, ConnectionIDLength: quicConnIDLen}
+	if lim != nil {
+		tr.ConnContext = lim.connContext
+		tr.VerifySourceAddress = lim.verifySourceAddress
+	}
 	// An EarlyListener, as http3.Server uses itself: with 0-RTT off it only
 	// lets the server send its SETTINGS in 0.5-RTT; requests still arrive
 	// after the client's Finished.

@@ -76,6 +76,52 @@ type Config struct {
 	// is answered RST_STREAM(PROTOCOL_ERROR) and never reaches the handler
 	// (h2shim.go).
 	MalformedField func(name, value string) bool
+
+	// Limits against floods and slow clients (limits.go, h2shim.go; the
+	// full table with the tests that pin each one is docs/limits.md).
+
+	// MaxConnsPerIP caps the open connections from one client address: an
+	// IPv4 address, or an IPv6 /64 (one subscriber's usual allocation).
+	// TCP connections of the TLS listener, TCP connections of the plain
+	// listener and QUIC connections (handshakes included) are counted
+	// apart, each against this cap. A TCP connection over it is closed at
+	// once (RST), before TLS; a QUIC connection over it is refused
+	// (CONNECTION_REFUSED), and past half of it QUIC asks for a Retry so
+	// that spoofed source addresses cannot fill the count. Zero means
+	// 1024; negative means no limit.
+	MaxConnsPerIP int
+	// WriteStallTimeout closes a TCP client connection (HTTP/1.1 and
+	// HTTP/2) when one write to it, at most a TLS record, makes no
+	// complete progress for this long: a client that stops reading (slow
+	// read) is dropped, a slow but reading client and long healthy streams
+	// are not, because each write gets a fresh deadline. HTTP/2 also gets
+	// it as x/net's WriteByteTimeout. Zero means 60s (nginx's
+	// send_timeout); negative means none.
+	WriteStallTimeout time.Duration
+	// H2FloodWindow is the window over which the HTTP/2 flood limits
+	// below count frames. Zero means 10s.
+	H2FloodWindow time.Duration
+	// H2MaxResets caps RST_STREAM frames from a client (HTTP/2 rapid
+	// reset, CVE-2023-44487), together with requests made malformed by
+	// MalformedField, which x/net resets (reset flood, CVE-2019-9514), per
+	// H2FloodWindow. Over it the connection ends with
+	// GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113 §10.5). Zero means 1000;
+	// negative means no limit.
+	H2MaxResets int
+	// H2MaxControlFrames caps PING, SETTINGS and PRIORITY frames from a
+	// client per H2FloodWindow (CVE-2019-9512 ping flood, CVE-2019-9515
+	// settings flood): each costs the server work, PING and SETTINGS an
+	// answer, and carries no request. Zero means 1000; negative means no
+	// limit.
+	H2MaxControlFrames int
+	// H2MaxEmptyFrames caps frames that carry nothing useful per
+	// H2FloodWindow: DATA without data or END_STREAM (CVE-2019-9518),
+	// empty HEADERS (each one a stream x/net resets), CONTINUATION with an
+	// empty fragment and no END_HEADERS (the CONTINUATION flood,
+	// CVE-2024-27316 family, which x/net does not bound when the frames
+	// are empty), and frames of unknown type. Zero means 1000; negative
+	// means no limit.
+	H2MaxEmptyFrames int
 }
 
 // Server serves HTTP/1.1, HTTP/2 and HTTP/3 clients.
@@ -98,6 +144,10 @@ type Server struct {
 	h3TLS   *tls.Config   // nil when cfg.DisableHTTP3
 	h3Conns quicConns     // connections served by h3
 	plain   *http.Server  // nil when cfg.PlainAddr == ""
+	// Per-address connection counts (limits.go); nil without a limit.
+	tcpLim   *ipLimiter
+	plainLim *ipLimiter
+	quicLim  *quicLimiter
 
 	// forceCtx is the context the protocol servers drain under; forceClose
 	// cancels it.
@@ -156,6 +206,13 @@ func New(cfg Config, h http.Handler) (*Server, error) {
 		h3LoopDone:    make(chan struct{}),
 	}
 	s.forceCtx, s.forceCancel = context.WithCancel(context.Background())
+	if cfg.MaxConnsPerIP > 0 {
+		s.tcpLim = newIPLimiter(cfg.MaxConnsPerIP)
+		s.plainLim = newIPLimiter(cfg.MaxConnsPerIP)
+		if !cfg.DisableHTTP3 {
+			s.quicLim = newQUICLimiter(cfg.MaxConnsPerIP)
+		}
+	}
 	if !cfg.DisableHTTP3 {
 		s.h3 = newHTTP3Server(cfg, h, &s.h3Conns)
 		s.h3TLS = h3TLSConfig(https.TLSConfig)
@@ -213,8 +270,9 @@ func (s *Server) Start() error {
 	}
 
 	var loops sync.WaitGroup
-	tlsLn := tls.NewListener(s.tcpLn, s.https.TLSConfig)
-	loops.Go(func() { s.logServeErr("https", s.tcpLn.Addr(), s.https.Serve(tlsLn)) })
+	// Per-address limit and write-stall deadline below TLS (limits.go).
+	tlsLn := tls.NewListener(&limitListener{Listener: s.tcpLn, lim: s.tcpLim, stall: s.cfg.WriteStallTimeout}, s.https.TLSConfig)
+	loops.Go(func() { s.logServeErr("https", s.tcpLn.Addr(), serveTLS(s.https, tlsLn, s.cfg.MaxHeaderBytes)) }) // h1guard.go
 	if s.h3 != nil {
 		qln, addr := s.qln, s.udp.LocalAddr()
 		loops.Go(func() {
@@ -225,8 +283,8 @@ func (s *Server) Start() error {
 		close(s.h3LoopDone)
 	}
 	if s.plain != nil {
-		ln := s.plainLn
-		loops.Go(func() { s.logServeErr("http", ln.Addr(), s.plain.Serve(ln)) })
+		ln := &limitListener{Listener: s.plainLn, lim: s.plainLim, stall: s.cfg.WriteStallTimeout}
+		loops.Go(func() { s.logServeErr("http", ln.Addr(), s.plain.Serve(guardListener{ln, s.cfg.MaxHeaderBytes})) })
 	}
 	go func() {
 		loops.Wait()
@@ -254,7 +312,7 @@ func (s *Server) bind() error {
 			s.tcpLn = ln
 			return nil
 		}
-		udp, tr, qln, err := listenHTTP3(ln.Addr().(*net.TCPAddr), s.h3TLS, s.h3.QUICConfig)
+		udp, tr, qln, err := listenHTTP3(ln.Addr().(*net.TCPAddr), s.h3TLS, s.h3.QUICConfig, s.quicLim)
 		if err == nil {
 			s.tcpLn, s.udp, s.qtr, s.qln = ln, udp, tr, qln
 			return nil

@@ -77,6 +77,9 @@ type Config struct {
 	MaxRequestsPerConn int
 	// NoKeepAliveHeader writes downstream.keep_alive_header: false.
 	NoKeepAliveHeader bool
+	// DownstreamExtra holds more lines of the downstream section, as
+	// written ("max_conns_per_ip: 16").
+	DownstreamExtra []string
 }
 
 // Route is one entry of Config.Routes.
@@ -127,6 +130,7 @@ func (c Config) YAML() string {
 	if c.NoKeepAliveHeader {
 		down = append(down, "keep_alive_header: false")
 	}
+	down = append(down, c.DownstreamExtra...)
 	if len(down) > 0 {
 		b.WriteString("downstream:\n")
 		for _, l := range down {

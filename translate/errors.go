@@ -18,6 +18,7 @@ type (
 	timeoutError     interface{ Timeout() bool }     // the origin did not answer in time
 	unavailableError interface{ Unavailable() bool } // no capacity; nothing was sent
 	tooLargeError    interface{ TooLarge() bool }    // the request content is over a limit
+	clientError      interface{ ClientError() bool } // the request content failed on the client's side
 )
 
 // statusFor is the one place where an error becomes a response status.
@@ -25,11 +26,14 @@ func statusFor(err error) int {
 	var t timeoutError
 	var u unavailableError
 	var l tooLargeError
+	var c clientError
 	switch {
 	case errors.Is(err, errNoRoute):
 		return http.StatusNotFound
 	case errors.Is(err, errUnsupported):
 		return http.StatusNotImplemented
+	case errors.As(err, &c) && c.ClientError():
+		return http.StatusBadRequest
 	case errors.As(err, &t) && t.Timeout(), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
 	case errors.As(err, &u) && u.Unavailable():

@@ -79,6 +79,9 @@ func New(cfg Config) (*Handler, error) {
 // response short, which the frontend signals to the client as an error
 // (HTTP/1.1: the connection closes; HTTP/2 and HTTP/3: the stream resets).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if checkRequest(w, r) { // fieldcheck.go: RFC 9113 §8.2.1, RFC 9114 §4.1.2
+		return
+	}
 	if r.Method == http.MethodConnect {
 		h.fail(w, r, "", errUnsupported)
 		return

@@ -19,7 +19,7 @@ func TestAdmin(t *testing.T) {
 	}
 	srv := httptest.NewServer(adminHandler(func() map[string][]backend.ServerStats {
 		return map[string][]backend.ServerStats{"demo": stats["demo"], "idle": nil}
-	}))
+	}, nil))
 	defer srv.Close()
 
 	get := func(method, path string) (int, string, string) {

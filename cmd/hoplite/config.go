@@ -88,6 +88,14 @@ type DownstreamConfig struct {
 	MaxReadFrameSize     Size     `yaml:"max_read_frame_size"`
 	MaxRequestsPerConn   int      `yaml:"max_requests_per_conn"`
 	KeepAliveHeader      *bool    `yaml:"keep_alive_header"` // nil means true
+
+	// Flood and slow-client limits (frontend.Config, docs/limits.md).
+	MaxConnsPerIP      Limit    `yaml:"max_conns_per_ip"`
+	WriteStallTimeout  Duration `yaml:"write_stall_timeout"`
+	H2FloodWindow      Duration `yaml:"h2_flood_window"`
+	H2MaxResets        Limit    `yaml:"h2_max_resets"`
+	H2MaxControlFrames Limit    `yaml:"h2_max_control_frames"`
+	H2MaxEmptyFrames   Limit    `yaml:"h2_max_empty_frames"`
 }
 
 // RouteConfig sends matching requests to a backend.
@@ -184,6 +192,12 @@ func (c *Config) plan(dataDir string) plan {
 			MaxReadFrameSize:     uint32(c.Downstream.MaxReadFrameSize),
 			MaxRequestsPerConn:   c.Downstream.MaxRequestsPerConn,
 			NoKeepAliveHeader:    c.Downstream.KeepAliveHeader != nil && !*c.Downstream.KeepAliveHeader,
+			MaxConnsPerIP:        int(c.Downstream.MaxConnsPerIP),
+			WriteStallTimeout:    time.Duration(c.Downstream.WriteStallTimeout),
+			H2FloodWindow:        time.Duration(c.Downstream.H2FloodWindow),
+			H2MaxResets:          int(c.Downstream.H2MaxResets),
+			H2MaxControlFrames:   int(c.Downstream.H2MaxControlFrames),
+			H2MaxEmptyFrames:     int(c.Downstream.H2MaxEmptyFrames),
 		},
 		Admin: c.Admin,
 	}
@@ -289,6 +303,36 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// Limit is a count limit: a non-negative integer (0 selects the
+// component's default) or "off" for no limit, which maps to -1, the "no
+// limit" of frontend.Config's limits.
+type Limit int
+
+// UnmarshalYAML implements yaml.Unmarshaler for a scalar.
+func (l *Limit) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && n.Value == "off" {
+		*l = -1
+		return nil
+	}
+	var v int64
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&v) != nil {
+		return fmt.Errorf("expected a count or off, got %s", describe(n))
+	}
+	if v < 0 || v > math.MaxInt32 {
+		return fmt.Errorf("%s is out of range: want 0 to %d, or off", n.Value, math.MaxInt32)
+	}
+	*l = Limit(v)
+	return nil
+}
+
+// String writes a Limit as the config file does: "off" or the count.
+func (l Limit) String() string {
+	if l < 0 {
+		return "off"
+	}
+	return strconv.Itoa(int(l))
 }
 
 // Size is a byte count written as a plain integer or with a B, KiB, MiB or

@@ -90,6 +90,11 @@ var configErrorTests = []struct {
 	{"huge size", "downstream:\n  max_header_bytes: 99999999999999GiB\n" + minimal, `config: hoplite.yaml:2: downstream.max_header_bytes: size "99999999999999GiB" is too large`},
 	{"header size over int32", "downstream:\n  max_header_bytes: 4GiB\n" + minimal, `config: hoplite.yaml:2: downstream.max_header_bytes: 4294967296 is too large`},
 	{"frame size too small", "downstream:\n  max_read_frame_size: 1KiB\n" + minimal, `config: hoplite.yaml:2: downstream.max_read_frame_size: 1024 is outside the HTTP/2 range 16KiB to 16MiB-1 (RFC 9113 §6.5.2)`},
+	{"limit negative", "downstream:\n  max_conns_per_ip: -1\n" + minimal, `config: hoplite.yaml:2: downstream.max_conns_per_ip: -1 is out of range: want 0 to 2147483647, or off`},
+	{"limit too large", "downstream:\n  h2_max_resets: 4294967296\n" + minimal, `config: hoplite.yaml:2: downstream.h2_max_resets: 4294967296 is out of range: want 0 to 2147483647, or off`},
+	{"limit as word", "downstream:\n  h2_max_empty_frames: none\n" + minimal, `config: hoplite.yaml:2: downstream.h2_max_empty_frames: expected a count or off, got string "none"`},
+	{"limit as list", "downstream:\n  h2_max_control_frames: [1]\n" + minimal, `config: hoplite.yaml:2: downstream.h2_max_control_frames: expected a count or off, got a list`},
+	{"flood window bad", "downstream:\n  h2_flood_window: 10\n" + minimal, `config: hoplite.yaml:2: downstream.h2_flood_window: invalid duration "10": want a number with a unit: 500ms, 10s, 2m, 1h`},
 	{"frame size too large", "downstream:\n  max_read_frame_size: 16MiB\n" + minimal, `config: hoplite.yaml:2: downstream.max_read_frame_size: 16777216 is outside the HTTP/2 range 16KiB to 16MiB-1 (RFC 9113 §6.5.2)`},
 
 	// Addresses.
@@ -211,6 +216,12 @@ downstream:
   max_read_frame_size: 65536
   max_requests_per_conn: 1000
   keep_alive_header: false
+  max_conns_per_ip: 64
+  write_stall_timeout: 30s
+  h2_flood_window: 5s
+  h2_max_resets: 200
+  h2_max_control_frames: off
+  h2_max_empty_frames: 50
 routes:
   - {host: "*.apps.test", path: /api/, backend: api}
   - path: /
@@ -261,6 +272,12 @@ backends:
 			MaxReadFrameSize:     65536,
 			MaxRequestsPerConn:   1000,
 			NoKeepAliveHeader:    true,
+			MaxConnsPerIP:        64,
+			WriteStallTimeout:    30 * time.Second,
+			H2FloodWindow:        5 * time.Second,
+			H2MaxResets:          200,
+			H2MaxControlFrames:   -1,
+			H2MaxEmptyFrames:     50,
 		},
 		Translate: translate.Config{Routes: []translate.Route{
 			{Host: "*.apps.test", PathPrefix: "/api/", Backend: "api"},
@@ -339,7 +356,13 @@ func TestDefaultConfig(t *testing.T) {
 		f.IdleTimeout != frontend.DefaultIdleTimeout ||
 		f.MaxHeaderBytes != frontend.DefaultMaxHeaderBytes ||
 		f.MaxConcurrentStreams != frontend.DefaultMaxConcurrentStreams ||
-		f.MaxReadFrameSize != frontend.DefaultMaxReadFrameSize {
+		f.MaxReadFrameSize != frontend.DefaultMaxReadFrameSize ||
+		f.MaxConnsPerIP != frontend.DefaultMaxConnsPerIP ||
+		f.WriteStallTimeout != frontend.DefaultWriteStallTimeout ||
+		f.H2FloodWindow != frontend.DefaultH2FloodWindow ||
+		f.H2MaxResets != frontend.DefaultH2MaxResets ||
+		f.H2MaxControlFrames != frontend.DefaultH2MaxControl ||
+		f.H2MaxEmptyFrames != frontend.DefaultH2MaxEmptyFrames {
 		t.Errorf("downstream values differ from frontend defaults: %+v", f)
 	}
 }

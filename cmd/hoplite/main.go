@@ -58,9 +58,10 @@ type cli struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	home           func() (string, error)
-	// signals delivers SIGINT and SIGTERM to a running server; nil means
-	// subscribe to the process's signals.
-	signals <-chan os.Signal
+	// signals delivers SIGINT and SIGTERM to a running server, and hups
+	// SIGHUP (reload); with signals nil, both subscribe to the process's
+	// signals.
+	signals, hups <-chan os.Signal
 }
 
 func main() {
@@ -126,14 +127,24 @@ func (c *cli) parse(fs *flag.FlagSet, args []string) int {
 	return -1
 }
 
-// signalChan returns the channel that delivers shutdown signals.
-func (c *cli) signalChan() (<-chan os.Signal, func()) {
+// signalChan returns the channels that deliver shutdown signals (SIGINT,
+// SIGTERM) and reload signals (SIGHUP). They are separate so that a burst
+// of SIGHUPs cannot fill the buffer a SIGTERM needs (package signal drops
+// what does not fit); one pending SIGHUP is enough, since a reload reads
+// the file as it is then. Without reload, SIGHUP keeps its default
+// action and hups is nil.
+func (c *cli) signalChan(reload bool) (sigs, hups <-chan os.Signal, stop func()) {
 	if c.signals != nil {
-		return c.signals, func() {}
+		return c.signals, c.hups, func() {}
 	}
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	return ch, func() { signal.Stop(ch) }
+	if !reload {
+		return ch, nil, func() { signal.Stop(ch) }
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	return ch, hup, func() { signal.Stop(ch); signal.Stop(hup) }
 }
 
 func (c *cli) dataDir(flagDir, configDir string) (string, error) {

@@ -52,7 +52,7 @@ func (c *cli) originCmd(args []string) int {
 	o := &origin{logger: logger}
 	srv := o.server()
 	srv.IdleTimeout = *idle
-	sigs, stop := c.signalChan()
+	sigs, _, stop := c.signalChan(false)
 	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

@@ -93,12 +93,14 @@ func (c *cli) validateCmd(args []string) int {
 
 // app is a built proxy: every component constructed, nothing bound.
 type app struct {
+	// plan is the plan started with. Of it, a reload changes only what a
+	// generation holds (routes, backends, certificates; reload.go), so its
+	// listeners, downstream limits and admin address stay true.
 	plan     plan
+	gen      atomic.Pointer[generation] // the routes, backends and certificates serving now
+	rl       reloadState                // reload.go
 	frontend *frontend.Server
-	backends []*backend.Backend // parallel to plan.Backends
-	tls      *tlsconf.Source    // nil when validating with the internal CA
-	ca       *tlsconf.CA        // the internal CA; nil with other sources
-	admin    *http.Server       // nil without an admin address
+	admin    *http.Server // nil without an admin address
 	logger   *slog.Logger
 }
 
@@ -110,76 +112,53 @@ type app struct {
 // the data directory; static certificate files and ACME's trusted roots
 // are loaded and checked either way. An ACME source does no work until
 // start.
+//
+// The frontend gets the app itself as its handler and a tls.Config whose
+// GetCertificate asks the app, so that a reload can swap the generation
+// under it (reload.go).
 func build(p plan, logger *slog.Logger, check bool) (_ *app, err error) {
 	a := &app{plan: p, logger: logger}
+	g, err := buildGeneration(p, logger, check, nil)
+	if err != nil {
+		return nil, err
+	}
+	g.id = 1
+	a.rl.nextID = 1
+	a.gen.Store(g)
 	defer func() {
 		if err != nil {
 			a.release()
 		}
 	}()
 
-	var tlsCfg *tls.Config
-	if check && p.InternalCA {
-		tlsCfg = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return nil, errors.New("hoplite validate: no certificates")
-		}}
-	} else {
-		if p.InternalCA && p.TLS.DataDir == "" {
-			return nil, errors.New("hoplite: the internal CA needs a data directory: set --data, data_dir or $HOPLITE_DATA")
-		}
-		tc := p.TLS
-		if tc.ACME != nil {
-			if tc.ACME.Storage == "" && tc.DataDir == "" {
-				return nil, errors.New("hoplite: ACME keeps certificates in the data directory: set tls.acme.storage, --data, data_dir or $HOPLITE_DATA")
-			}
-			acme := *tc.ACME
-			acme.Logger = logger
-			tc.ACME = &acme
-		}
-		if a.tls, err = tlsconf.NewSource(tc); err != nil {
-			return nil, err
-		}
-		tlsCfg = a.tls.TLSConfig()
-		if p.InternalCA {
-			if a.ca, err = tlsconf.LoadOrCreateCA(p.TLS.DataDir); err != nil {
-				return nil, err
-			}
-		}
+	tlsCfg := &tls.Config{
+		// As every tlsconf source has it (tlsconf.baseConfig).
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: a.getCertificate,
+		NextProtos:     g.nextProtos,
 	}
-
-	rts := make(map[string]http.RoundTripper, len(p.Backends))
-	for _, bc := range p.Backends {
-		b, err := backend.New(bc)
-		if err != nil {
-			return nil, err
-		}
-		a.backends = append(a.backends, b)
-		rts[bc.Name] = b
-	}
-	tc := p.Translate
-	tc.Backends = rts
-	h, err := translate.New(tc)
-	if err != nil {
-		return nil, err
+	if g.tls != nil {
+		tlsCfg = g.tls.TLSConfig().Clone()
+		tlsCfg.GetCertificate = a.getCertificate
 	}
 	fc := p.Frontend
 	fc.TLSConfig = tlsCfg
 	fc.Logger = logger
 	// One list of hop-by-hop fields, translate's, also decides which
 	// fields make an HTTP/2 request malformed.
-	fc.MalformedField = translate.ConnectionSpecific
+	fc.MalformedField = translate.MalformedField
 	if p.TLS.ACME != nil {
 		// RFC 8555 §8.3: HTTP-01 validation arrives on the plain listener,
 		// in front of its redirect.
-		fc.PlainMiddleware = a.tls.HTTPChallenge
+		fc.PlainMiddleware = g.tls.HTTPChallenge
 	}
-	if a.frontend, err = frontend.New(fc, h); err != nil {
+	if a.frontend, err = frontend.New(fc, a); err != nil {
 		return nil, err
 	}
 	if p.Admin != "" {
 		a.admin = &http.Server{
 			Addr:              p.Admin,
-			Handler:           adminHandler(a.stats),
+			Handler:           adminHandler(a.stats, a.adminReload),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		}
@@ -187,11 +166,14 @@ func build(p plan, logger *slog.Logger, check bool) (_ *app, err error) {
 	return a, nil
 }
 
-// stats snapshots every backend's pool counters for the admin endpoint.
+// stats snapshots the pool counters of the current generation's backends
+// for the admin endpoint. After a reload the counters start again from
+// zero, and those of the backends it retired are no longer reported.
 func (a *app) stats() map[string][]backend.ServerStats {
-	m := make(map[string][]backend.ServerStats, len(a.backends))
-	for i, b := range a.backends {
-		m[a.plan.Backends[i].Name] = b.Stats()
+	g := a.gen.Load()
+	m := make(map[string][]backend.ServerStats, len(g.backends))
+	for i, b := range g.backends {
+		m[g.plan.Backends[i].Name] = b.Stats()
 	}
 	return m
 }
@@ -235,10 +217,11 @@ func (a *app) start() error {
 
 // startTLS starts the certificate source on the bound listeners.
 func (a *app) startTLS() error {
-	if a.tls == nil {
+	g := a.gen.Load()
+	if g.tls == nil {
 		return nil
 	}
-	return a.tls.Start(a.frontend.Addr(), a.frontend.PlainAddr())
+	return g.tls.Start(a.frontend.Addr(), a.frontend.PlainAddr())
 }
 
 // shutdown drains the frontend and the admin endpoint within grace, then
@@ -277,14 +260,16 @@ func (a *app) shutdown(sigs <-chan os.Signal, grace time.Duration) (forced bool)
 	return hurried.Load()
 }
 
-// release closes the backends and stops the certificate source's
-// background work.
+// release closes the backends, those of retired generations still
+// draining included, and stops the certificate source's background work.
 func (a *app) release() {
-	for _, b := range a.backends {
-		b.Close()
+	g := a.gen.Load()
+	for _, r := range a.retiredGenerations() {
+		r.close()
 	}
-	if a.tls != nil {
-		a.tls.Close()
+	g.close()
+	if g.tls != nil {
+		g.tls.Close()
 	}
 }
 
@@ -298,13 +283,15 @@ func (c *cli) serve(cfg *Config, dataFlag string) int {
 		fmt.Fprintln(c.stderr, "hoplite:", dirErr)
 		return 1
 	}
+	// Subscribe first: SIGHUP's default action would end the process.
+	sigs, hups, stop := c.signalChan(true)
+	defer stop()
 	a, err := build(p, logger, false)
 	if err != nil {
 		fmt.Fprintln(c.stderr, err)
 		return 1
 	}
-	sigs, stop := c.signalChan()
-	defer stop()
+	a.initReload(cfg, dir, func(configDir string) (string, error) { return c.dataDir(dataFlag, configDir) })
 	if err := a.start(); err != nil {
 		a.release()
 		fmt.Fprintln(c.stderr, err)
@@ -312,8 +299,18 @@ func (c *cli) serve(cfg *Config, dataFlag string) int {
 	}
 	logger.Info("hoplite serving", c.startAttrs(a)...)
 
-	s := <-sigs
+	var s os.Signal
+	for s == nil {
+		select {
+		case <-hups:
+			a.reload("SIGHUP")
+		case s = <-sigs:
+		}
+	}
 	logger.Info("shutting down", "signal", s.String(), "grace", shutdownGrace)
+	// A reload in progress (from the admin endpoint) finishes first; any
+	// later one is refused.
+	a.stopReloads()
 	if a.shutdown(sigs, shutdownGrace) {
 		return 1
 	}
@@ -347,12 +344,12 @@ func (c *cli) startAttrs(a *app) []any {
 			attrs = append(attrs, "acme_on_demand", true)
 		}
 	}
-	if a.ca != nil {
+	if ca := a.gen.Load().ca; ca != nil {
 		cmd := "hoplite ca"
 		if def, _ := c.dataDir("", ""); a.plan.TLS.DataDir != def {
 			cmd += " --data " + shellQuote(a.plan.TLS.DataDir)
 		}
-		attrs = append(attrs, "ca_root", a.ca.RootPath(), "hint", "trust it with: "+cmd+" > root.pem")
+		attrs = append(attrs, "ca_root", ca.RootPath(), "hint", "trust it with: "+cmd+" > root.pem")
 	}
 	return attrs
 }
