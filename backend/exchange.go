@@ -88,7 +88,15 @@ func (ex *exchange) roundTrip() (*http.Response, *failure) {
 	// Wait for the first byte separately: its absence is what makes a
 	// retry safe.
 	if _, err := c.br.Peek(1); err != nil {
-		w, done := ex.contentResult()
+		w, done := ex.contentResult(0)
+		if !done && connGone(err) && ctx.Err() == nil {
+			// The origin closed after taking the request, or part of it.
+			// The writer, having just flushed, is about to say which:
+			// only a request it wrote whole can count as a silent close,
+			// the race a retry exists for. Closing the connection first
+			// would turn its answer into an error.
+			w, done = ex.contentResult(contentGrace)
+		}
 		ex.abort()
 		if ctx.Err() != nil {
 			return nil, &failure{err: ex.wrap("read header", err)}
@@ -147,32 +155,32 @@ const contentGrace = 100 * time.Millisecond
 // contentSent reports whether the content writer finished without error,
 // waiting for it at most contentGrace.
 func (ex *exchange) contentSent() bool {
-	select {
-	case w := <-ex.writeDone:
-		return w.err == nil
-	default:
-	}
-	t := time.NewTimer(contentGrace)
-	defer t.Stop()
-	select {
-	case w := <-ex.writeDone:
-		return w.err == nil
-	case <-t.C:
-		return false
-	}
+	w, done := ex.contentResult(contentGrace)
+	return done && w.err == nil
 }
 
-// contentResult returns the content writer's result if it has finished;
-// it does not wait.
-func (ex *exchange) contentResult() (w writeResult, done bool) {
+// contentResult returns the content writer's result once it has finished,
+// waiting for it at most wait. The result stays available to later calls.
+func (ex *exchange) contentResult(wait time.Duration) (w writeResult, done bool) {
 	if ex.writeDone == nil {
 		return writeResult{}, false
 	}
 	select {
 	case w = <-ex.writeDone:
-		ex.writeDone <- w // keep it for finish
+		ex.writeDone <- w
 		return w, true
 	default:
+	}
+	if wait <= 0 {
+		return writeResult{}, false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case w = <-ex.writeDone:
+		ex.writeDone <- w
+		return w, true
+	case <-t.C:
 		return writeResult{}, false
 	}
 }
