@@ -108,36 +108,9 @@ func (r *chunkedReader) nextChunk() error {
 	if err != nil {
 		return unexpected(err)
 	}
-	// chunk = chunk-size [ chunk-ext ] CRLF; a bare LF is not accepted here,
-	// where the difference has been used to smuggle (RFC 9112 §7.1, §11.2).
-	if len(line) < 2 || line[len(line)-2] != '\r' {
-		return fmt.Errorf("%w: chunk line not ended by CRLF", errFraming)
-	}
-	line = line[:len(line)-2]
-	size, ext, _ := bytes.Cut(line, []byte(";"))
-	size = bytes.TrimRight(size, " \t") // BWS before an extension
-	if len(size) == 0 || len(size) > 15 {
-		return fmt.Errorf("%w: chunk size %q", errFraming, truncate(line))
-	}
-	var n int64
-	for _, c := range size {
-		var d byte
-		switch {
-		case '0' <= c && c <= '9':
-			d = c - '0'
-		case 'a' <= c && c <= 'f':
-			d = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			d = c - 'A' + 10
-		default:
-			return fmt.Errorf("%w: chunk size %q", errFraming, truncate(line))
-		}
-		n = n<<4 | int64(d)
-	}
-	for _, c := range ext {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return fmt.Errorf("%w: control character in chunk extension", errFraming)
-		}
+	n, err := parseChunkLine(line)
+	if err != nil {
+		return err
 	}
 	if n > 0 {
 		r.remaining = n
@@ -159,4 +132,42 @@ func unexpected(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// parseChunkLine parses one chunk-size line, its line end included:
+// chunk-size [ chunk-ext ] CRLF (RFC 9112 §7.1). A bare LF is not accepted
+// here, where the difference has been used to smuggle (§11.2), nor are
+// control characters in an extension.
+func parseChunkLine(line []byte) (int64, error) {
+	if len(line) < 2 || line[len(line)-2] != '\r' || line[len(line)-1] != '\n' ||
+		bytes.IndexByte(line[:len(line)-2], '\r') >= 0 {
+		return 0, fmt.Errorf("%w: chunk line not ended by CRLF", errFraming)
+	}
+	line = line[:len(line)-2]
+	size, ext, _ := bytes.Cut(line, []byte(";"))
+	size = bytes.TrimRight(size, " \t") // BWS before an extension
+	if len(size) == 0 || len(size) > 15 {
+		return 0, fmt.Errorf("%w: chunk size %q", errFraming, truncate(line))
+	}
+	var n int64
+	for _, c := range size {
+		var d byte
+		switch {
+		case '0' <= c && c <= '9':
+			d = c - '0'
+		case 'a' <= c && c <= 'f':
+			d = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, fmt.Errorf("%w: chunk size %q", errFraming, truncate(line))
+		}
+		n = n<<4 | int64(d)
+	}
+	for _, c := range ext {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return 0, fmt.Errorf("%w: control character in chunk extension", errFraming)
+		}
+	}
+	return n, nil
 }

@@ -384,36 +384,11 @@ func checkBufferedChunk(br *bufio.Reader) error {
 		}
 		return nil // the line is not all here; the chunked reader checks it
 	}
-	line := buf[:nl]
-	if len(line) == 0 || line[len(line)-1] != '\r' || bytes.IndexByte(line[:len(line)-1], '\r') >= 0 {
-		return fmt.Errorf("%w: chunk line not ended by CRLF", errFraming)
+	n, err := parseChunkLine(buf[:nl+1])
+	if err != nil {
+		return err
 	}
-	line = line[:len(line)-1]
-	sizeField, ext, _ := bytes.Cut(line, []byte(";"))
-	sizeField = bytes.TrimRight(sizeField, " \t")
-	if len(sizeField) == 0 || len(sizeField) > 15 {
-		return fmt.Errorf("%w: chunk size %q", errFraming, truncate(line))
-	}
-	var size int
-	for _, c := range sizeField {
-		var d byte
-		switch {
-		case '0' <= c && c <= '9':
-			d = c - '0'
-		case 'a' <= c && c <= 'f':
-			d = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			d = c - 'A' + 10
-		default:
-			return fmt.Errorf("%w: chunk size %q", errFraming, truncate(line))
-		}
-		size = size<<4 | int(d)
-	}
-	for _, c := range ext {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return fmt.Errorf("%w: control character in chunk extension", errFraming)
-		}
-	}
+	size := int(n)
 	if size > 0 && len(buf) >= nl+1+size+2 && string(buf[nl+1+size:nl+1+size+2]) != "\r\n" {
 		return fmt.Errorf("%w: chunk data not followed by CRLF", errFraming)
 	}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // The HTTP/1.x framing guard.
@@ -392,7 +394,7 @@ func (g *h1Guard) checkHead(h []byte) verdict {
 				colon = k
 				break
 			}
-			if !isTchar[c] {
+			if !httpguts.IsTokenRune(rune(c)) {
 				// RFC 9110 §5.1, RFC 9112 §5.1: a field name is a token,
 				// with no whitespace before the colon.
 				return vRefuse
@@ -468,7 +470,7 @@ func checkTransferEncoding(v []byte) verdict {
 			return vRefuse
 		}
 		for _, c := range elem {
-			if !isTchar[c] {
+			if !httpguts.IsTokenRune(rune(c)) {
 				return vRefuse // quotes, parameters, junk: not a plain coding
 			}
 		}
@@ -544,7 +546,7 @@ func (g *h1Guard) chunkByte(c byte) bool {
 			switch {
 			case c == '\r':
 				g.state = gTrailerEnd
-			case isTchar[c]:
+			case httpguts.IsTokenRune(rune(c)):
 				g.state = gTrailerName
 			default:
 				return false // obs-fold, bare LF, empty name
@@ -553,7 +555,7 @@ func (g *h1Guard) chunkByte(c byte) bool {
 			switch {
 			case c == ':':
 				g.state = gTrailerValue
-			case !isTchar[c]:
+			case !httpguts.IsTokenRune(rune(c)):
 				return false
 			}
 		case gTrailerValue:
@@ -656,21 +658,6 @@ var isCTL = func() (t [256]bool) {
 		t[c] = c != '\t'
 	}
 	t[0x7f] = true
-	return t
-}()
-
-// isTchar holds the token characters (RFC 9110 §5.6.2).
-var isTchar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
 	return t
 }()
 

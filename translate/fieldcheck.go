@@ -2,6 +2,8 @@ package translate
 
 import (
 	"net/http"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Malformed HTTP/2 and HTTP/3 request fields.
@@ -46,7 +48,7 @@ func validWireName(name string) bool {
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
-		if !isTokenByte[c] || 'A' <= c && c <= 'Z' {
+		if !httpguts.IsTokenRune(rune(c)) || 'A' <= c && c <= 'Z' {
 			return false
 		}
 	}
@@ -101,7 +103,7 @@ func malformedHeader(h http.Header) bool {
 			continue
 		}
 		for i := 0; i < len(k); i++ {
-			if !isTokenByte[k[i]] {
+			if !httpguts.IsTokenRune(rune(k[i])) {
 				return true
 			}
 		}
@@ -113,18 +115,3 @@ func malformedHeader(h http.Header) bool {
 	}
 	return false
 }
-
-// isTokenByte holds the token characters (RFC 9110 §5.6.2).
-var isTokenByte = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
