@@ -79,7 +79,7 @@ endef
 
 # bench runs the benchmark suite against nginx, HAProxy, h2o and Caddy and
 # writes docs/bench/ (results.md, chart.png); see scripts/bench.sh for the
-# BENCH_* settings. About 15 minutes on 2 cores; not part of `make test`.
+# BENCH_* settings. About 10 minutes on 2 cores; not part of `make test`.
 .PHONY: bench
 bench:
 	scripts/bench.sh

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -315,8 +316,8 @@ func TestFloodHeaderBombs(t *testing.T) {
 		for i := range 100 {
 			fields = append(fields, fmt.Sprintf("X-Bomb-%d: %s", i, strings.Repeat("b", 1024)))
 		}
-		if r := c.do("GET", "/bomb", "HTTP/1.1", fields...); r.StatusCode != 431 {
-			t.Errorf("100 KiB header: status %d, want 431", r.StatusCode)
+		if r := c.do("GET", "/bomb", "HTTP/1.1", fields...); r.StatusCode != 431 || r.Header.Get("Via") != "" {
+			t.Errorf("100 KiB header: status %d, Via %q; want 431 from hoplite itself (no Via: not the origin's answer)", r.StatusCode, r.Header.Get("Via"))
 		}
 		if r := dialRawH1(t, h).do("GET", "/after", "HTTP/1.1"); r.StatusCode != 200 {
 			t.Errorf("next request: %d", r.StatusCode)
@@ -332,8 +333,8 @@ func TestFloodHeaderBombs(t *testing.T) {
 		}
 		// Go's encoder indexes the first and refers to it by index after.
 		out := c.get("/bomb", idx...)
-		if out.status != "431" {
-			t.Errorf("HPACK bomb: %s, want status 431", out)
+		if out.status != "431" || slices.ContainsFunc(out.header, func(f hpack.HeaderField) bool { return f.Name == "via" }) {
+			t.Errorf("HPACK bomb: %s, header %v; want status 431 from hoplite itself (no Via: not the origin's answer)", out, out.header)
 		}
 		if out := c.get("/after"); out.status != "200" {
 			t.Errorf("next request on the same connection: %s", out)
@@ -348,8 +349,8 @@ func TestFloodHeaderBombs(t *testing.T) {
 		for i := range 2000 {
 			fields = append(fields, qpack.HeaderField{Name: fmt.Sprintf("x-bomb-%d", i), Value: strings.Repeat("b", 64)})
 		}
-		if status := h3Status(t, c, fields); status != "431" {
-			t.Errorf("QPACK field section of 150 KB: status %q, want 431", status)
+		if status, via := h3Status(t, c, fields); status != "431" || via {
+			t.Errorf("QPACK field section of 150 KB: status %q (Via %t), want 431 from hoplite itself", status, via)
 		}
 		// A QPACK bomb: 4,000 one-byte references to the static table's
 		// "accept-encoding: gzip, deflate, br" (RFC 9204 Appendix A,
@@ -358,8 +359,8 @@ func TestFloodHeaderBombs(t *testing.T) {
 		for range 4000 {
 			fields = append(fields, qpack.HeaderField{Name: "accept-encoding", Value: "gzip, deflate, br"})
 		}
-		if status := h3Status(t, c, fields); status != "431" {
-			t.Errorf("QPACK static-table bomb: status %q, want 431", status)
+		if status, via := h3Status(t, c, fields); status != "431" || via {
+			t.Errorf("QPACK static-table bomb: status %q (Via %t), want 431 from hoplite itself", status, via)
 		}
 		if out := c.get("/after"); out.status != "200" {
 			t.Errorf("next request on the same connection: %s", out)
@@ -459,9 +460,10 @@ func TestFloodConnsPerIP(t *testing.T) {
 }
 
 // h3Status sends GET /bomb with extra fields on a new request stream of c
-// and returns the status of the response. Unlike h3Raw.get it reads the
+// and returns the status of the response and whether it carries Via (a
+// response forwarded from the origin does). Unlike h3Raw.get it reads the
 // response even when the server stopped reading the request.
-func h3Status(t *testing.T, c *h3Raw, extra []qpack.HeaderField) string {
+func h3Status(t *testing.T, c *h3Raw, extra []qpack.HeaderField) (status string, via bool) {
 	t.Helper()
 	var block bytes.Buffer
 	enc := qpack.NewEncoder(&block)
@@ -489,20 +491,23 @@ func h3Status(t *testing.T, c *h3Raw, extra []qpack.HeaderField) string {
 	n, err2 := quicvarint.Read(r)
 	if err1 != nil || err2 != nil || typ != 0x01 || n > 1<<16 {
 		t.Logf("no HEADERS frame in the response (type %d, %v, %v; write: %v)", typ, err1, err2, werr)
-		return ""
+		return "", false
 	}
 	payload := make([]byte, n)
 	if _, err := io.ReadFull(r, payload); err != nil {
-		return ""
+		return "", false
 	}
 	decode := qpack.NewDecoder().Decode(payload)
 	for {
 		f, err := decode()
 		if err != nil {
-			return ""
+			return status, via
 		}
-		if f.Name == ":status" {
-			return f.Value
+		switch f.Name {
+		case ":status":
+			status = f.Value
+		case "via":
+			via = true
 		}
 	}
 }

@@ -5,7 +5,6 @@
 # report of the last run.
 set -u -o pipefail
 W=$1 OUT=$2
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck disable=SC1091
 . "$W/meta.env"
 
@@ -41,8 +40,7 @@ versions() {
   echo "- HAProxy: $(haproxy -v 2>/dev/null | awk 'NR==1{print $3}')"
   echo "- h2o: $(h2o -v 2>/dev/null | awk 'NR==1{print $3}')"
   [ -x "$CADDY" ] && echo "- Caddy: $(go version -m "$CADDY" 2>/dev/null | awk '$1=="mod"{print $3}') (built with $(go version -m "$CADDY" 2>/dev/null | awk 'NR==1{print $2}'))"
-    local tree
-  tree=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null)
+    local tree=${TREE:-unknown}   # when hoplite was built
   echo "- hoplite: $("$W/hoplite" version 2>/dev/null | head -n1), tree $tree$([[ $tree == *-dirty ]] && echo ' (uncommitted changes included)')"
   echo "- h2load: $(h2load --version 2>/dev/null | awk '{print $2}')"
 }
@@ -71,9 +69,15 @@ echo "  the directive; 1024 is hoplite's default idle pool), HAProxy"
 echo "  (\`http-reuse always\`), h2o and Caddy on their defaults (Caddy keeps 32"
 echo "  idle connections per upstream). hoplite: \`hoplite proxy\` defaults."
 echo "- Load average (1, 5, 15 min) at the start: $LOAD_START; at the end: $LOAD_END."
-echo "  The machine was shared with other work while the benchmark ran, so"
-echo "  small differences are noise; the medians and same-run ratios are the"
-echo "  figures to read."
+if awk -v l="${LOAD_START%% *}" 'BEGIN{exit !(l >= 0.5)}'; then
+  echo "  The machine was shared: other work was running when the benchmark"
+  echo "  started (the load average above), and it competes for both CPUs, so"
+  echo "  req/s and tail latency are noisy. CPU µs/request, memory and the"
+  echo "  same-run ratios are the steadier figures."
+else
+  echo "  The machine had no other significant load when the benchmark started."
+fi
+[ -n "${NOTE:-}" ] && echo "- Note: $NOTE"
 echo
 echo "## hoplite against the best peer, same run"
 echo
@@ -130,9 +134,10 @@ done
 echo
 echo "## Idle connections"
 echo
-echo "hbench opens $IDLE_N TLS connections from $IDLE_SOURCES loopback addresses (h1:"
-echo "one keep-alive request each; h2: preface, SETTINGS and one request each)"
-echo "and holds them. RSS per connection = (VmRSS while they are held - VmRSS"
+echo "hbench opens $IDLE_N TLS connections (h1: one keep-alive request each;"
+echo "h2: preface, SETTINGS and one request each) from $IDLE_SOURCES loopback"
+echo "addresses, like that many clients (limits per client address, such as"
+echo "hoplite's max_conns_per_ip, stay out of the way), and holds them. RSS per connection = (VmRSS while they are held - VmRSS"
 echo "before) / connections held, on a freshly started proxy; median of"
 echo "$IDLE_REPEAT run(s). Closed: connections the proxy closed while they were"
 echo "held (should be 0)."
@@ -164,7 +169,7 @@ dat() { # dat FILE METRIC DIVISOR SCENARIO...
   for p in $PROXIES; do
     for s in "$@"; do [ "$(val $p $s $m)" != - ] && { cols="$cols $p"; break; }; done
   done
-  { printf 'x'; for p in $cols; do printf ' %s' $p; done; echo
+  { printf '# x'; for p in $cols; do printf ' %s' $p; done; echo
     for s in "$@"; do
       printf '%s' "$s"
       for p in $cols; do v=$(val $p $s $m); [ "$v" = - ] && printf ' NaN' || printf ' %s' "$(fmt $v 3 $q)"; done
@@ -177,7 +182,7 @@ color() {
 }
 panel() { # panel FILE TITLE YLABEL
   local ncol
-  ncol=$(head -n1 "$W/$1" | wc -w)
+  ncol=$(( $(head -n1 "$W/$1" | wc -w) - 1 ))   # the header is a comment: "# x proxy..."
   echo "set title '$2'; set ylabel '$3'"
   if [ "$ncol" -lt 2 ]; then
     echo "set xrange [0:1]; set yrange [0:1]; set label 1 'not measured' at graph 0.5,0.5 center"
@@ -185,7 +190,7 @@ panel() { # panel FILE TITLE YLABEL
   else
     # One colour per proxy in every panel.
     local i=2 p sep="plot "
-    for p in $(head -n1 "$W/$1" | cut -d' ' -f2-); do
+    for p in $(head -n1 "$W/$1" | cut -d' ' -f3-); do
       printf "%s'%s' using %d:xtic(1) title '%s' lc rgb '%s'" "$sep" "$W/$1" $i $p "$(color $p)"
       sep=", "; i=$((i + 1))
     done
@@ -203,7 +208,7 @@ dat idle.dat kb_per_conn 1 idle-h1 idle-h2
   echo "set output '$OUT/chart.png'"
   echo "set style data histograms; set style histogram clustered gap 1"
   echo "set style fill solid 0.85 border -1; set boxwidth 0.9"
-  echo "set yrange [0:*]; set grid ytics; set key top left"
+  echo "set yrange [0:*]; set grid ytics; set key outside right top vertical"
   echo "set datafile missing 'NaN'"
   echo "set multiplot layout 2,3 title 'hoplite and peers, median of $REPEAT runs, $DATE (proxy on one CPU; lower is better except req/s)'"
   panel cpu1k.dat 'Proxy CPU per request, 1 KiB' 'µs / request'

@@ -41,6 +41,7 @@
 #                    on BENCH_PORT+10 (default 18440), all on 127.0.0.1
 #   PROXY_CPU, LOAD_CPU  CPUs for the proxy and for origin + load (default 1, 0)
 #   HOPLITE_ARGS     replaces hoplite's arguments (default: the proxy command below)
+#   BENCH_NOTE       a line of text added to results.md (e.g. what else ran)
 #
 # Run as root on Debian to let it install what is missing (apt-get:
 # nginx-light haproxy h2o nghttp2-client gnuplot-nox curl openssl procps;
@@ -121,6 +122,7 @@ install_tools() {
   log "building hoplite and hbench"
   (cd "$ROOT" && $GO build -o "$W/hoplite" ./cmd/hoplite && $GO build -o "$W/hbench" ./cmd/hbench) \
     || die "go build failed"
+  TREE=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)
 }
 
 raise_fd_limit() { # sets FDLIM: the open-file limit every process here gets
@@ -464,6 +466,8 @@ REPEAT=$REPEAT SECS=$SECS RATE=$RATE RATE_SECS=$RATE_SECS IDLE_N=$IDLE_N IDLE_RE
 PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU CADDY="$CADDY"
 LOAD_START="$LOAD_START" LOAD_END="$LOAD_END" ELAPSED=$ELAPSED
 DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
+NOTE="${BENCH_NOTE:-}"
+TREE="$TREE"
 META
 "$ROOT/scripts/bench-report.sh" "$W" "$OUT" || die "report failed"
 sed -n '/^## hoplite against/,/^## Throughput/p' "$OUT/results.md" | sed '$d'
