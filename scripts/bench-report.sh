@@ -131,16 +131,29 @@ for p in $PROXIES; do
   [ "$(val $p rate-h1 p50_ms)$(val $p rate-h2 p50_ms)" = -- ] && continue
   echo "| $p | $(fmt $(val $p rate-h1 p50_ms) 2) | $(fmt $(val $p rate-h1 p99_ms) 2) | $(fmt $(val $p rate-h2 p50_ms) 2) | $(fmt $(val $p rate-h2 p99_ms) 2) | $(fmt $(val $p rate-h3 p50_ms) 2) | $(fmt $(val $p rate-h3 p99_ms) 2) | $(val $p rate-h1 failed)/$(val $p rate-h2 failed)/$(val $p rate-h3 failed) |"
 done
+hot=""
+for p in $PROXIES; do
+  for proto in h1 h2 h3; do
+    r=$(val $p $proto rps); [ "$r" = - ] || [ "$(val $p rate-$proto p99_ms)" = - ] && continue
+    pct=$(awk -v a=$RATE -v b=$r 'BEGIN{ if (b > 0) printf "%d", 100 * a / b; else print 999 }')
+    [ "$pct" -gt 50 ] && hot="$hot $p $proto ($pct%),"
+  done
+done
+if [ -n "$hot" ]; then
+  echo
+  echo "$RATE req/s is more than half of the closed-loop req/s measured above for:${hot%,}."
+  echo "Those latencies include queueing near saturation; a lower BENCH_RATE avoids it."
+fi
 echo
 echo "## Idle connections"
 echo
 echo "hbench opens $IDLE_N TLS connections (h1: one keep-alive request each;"
 echo "h2: preface, SETTINGS and one request each) from $IDLE_SOURCES loopback"
 echo "addresses, like that many clients (limits per client address, such as"
-echo "hoplite's max_conns_per_ip, stay out of the way), and holds them. RSS per connection = (VmRSS while they are held - VmRSS"
-echo "before) / connections held, on a freshly started proxy; median of"
-echo "$IDLE_REPEAT run(s). Closed: connections the proxy closed while they were"
-echo "held (should be 0)."
+echo "hoplite's max_conns_per_ip, stay out of the way), and holds them."
+echo "RSS per connection = (VmRSS while they are held - VmRSS before) /"
+echo "connections held, on a freshly started proxy; median of $IDLE_REPEAT run(s)."
+echo "Closed: connections the proxy closed while they were held (should be 0)."
 echo
 echo "| proxy | h1 KiB/conn | h2 KiB/conn | held h1 / h2 | closed h1 / h2 |"
 echo "|---|---:|---:|---:|---:|"
