@@ -54,6 +54,10 @@ const (
 	// coalesceBufSize is a pooled buffer's starting capacity: the frames of
 	// a few dozen small responses.
 	coalesceBufSize = 16 << 10
+	// directWrite is the size from which a write is not batched: x/net's
+	// own write buffer is 4 KiB, and what it passes on whole is content
+	// that fills TLS records by itself.
+	directWrite = 4 << 10
 )
 
 var coalesceBufs = sync.Pool{New: func() any { b := make([]byte, 0, coalesceBufSize); return &b }}
@@ -67,6 +71,9 @@ func newCoalesceConn(c net.Conn, stall time.Duration) *coalesceConn {
 func (c *coalesceConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(p) >= directWrite {
+		return c.writeDirect(p)
+	}
 	for c.err == nil && c.unsent > 0 && c.unsent+len(p) > maxPending {
 		c.cond.Wait()
 	}
@@ -83,6 +90,40 @@ func (c *coalesceConn) Write(p []byte) (int, error) {
 		go c.flush()
 	}
 	return len(p), nil
+}
+
+// writeDirect writes a large p itself, once what came before it is
+// written: it fills TLS records on its own, and copying it into the batch
+// would cost more than the system call it could share. Called with mu
+// held; later writes queue behind it.
+func (c *coalesceConn) writeDirect(p []byte) (int, error) {
+	for c.err == nil && c.flushing {
+		c.cond.Wait()
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	c.flushing = true // keeps the flusher from starting under us
+	c.mu.Unlock()
+	var err error
+	if c.stall > 0 {
+		err = c.Conn.SetWriteDeadline(time.Now().Add(c.stall))
+	}
+	n := 0
+	if err == nil {
+		n, err = c.Conn.Write(p)
+	}
+	c.mu.Lock()
+	if err != nil {
+		c.err = err
+	}
+	c.flushing = false
+	if c.pending != nil && c.err == nil {
+		c.flushing = true
+		go c.flush()
+	}
+	c.cond.Broadcast()
+	return n, err
 }
 
 // flush writes what has accumulated, after letting the goroutines that are

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,7 +32,11 @@ func TestCoalesceKeepsOrder(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range each {
-				if _, err := fmt.Fprintf(c, "<%d:%d>", w, i); err != nil {
+				rec := fmt.Sprintf("<%d:%d>", w, i)
+				if i%50 == 0 { // now and then one large enough to skip the batch
+					rec = fmt.Sprintf("<%d:%d:%s>", w, i, strings.Repeat("x", directWrite))
+				}
+				if _, err := io.WriteString(c, rec); err != nil {
 					t.Error(err)
 					return
 				}
@@ -47,15 +53,19 @@ func TestCoalesceKeepsOrder(t *testing.T) {
 	next := make([]int, writers)
 	s := got.String()
 	for s != "" {
+		end := strings.IndexByte(s, '>')
 		var w, i int
-		if _, err := fmt.Sscanf(s, "<%d:%d>", &w, &i); err != nil {
-			t.Fatalf("garbled stream at %.20q: %v", s, err)
+		if end < 0 || !strings.HasPrefix(s, "<") {
+			t.Fatalf("garbled stream at %.20q", s)
 		}
+		fields := strings.Split(s[1:end], ":")
+		w, _ = strconv.Atoi(fields[0])
+		i, _ = strconv.Atoi(fields[1])
 		if i != next[w] {
 			t.Fatalf("writer %d: got %d, want %d", w, i, next[w])
 		}
 		next[w]++
-		s = s[len(fmt.Sprintf("<%d:%d>", w, i)):]
+		s = s[end+1:]
 	}
 	for w, n := range next {
 		if n != each {
@@ -75,7 +85,7 @@ func TestCoalesceBackpressure(t *testing.T) {
 	client, server := net.Pipe()
 	defer client.Close()
 	c := newCoalesceConn(server, 200*time.Millisecond)
-	chunk := make([]byte, 16<<10)
+	chunk := make([]byte, 1<<10) // small enough to be batched
 	accepted := 0
 	var err error
 	for range 10 * maxPending / len(chunk) {
