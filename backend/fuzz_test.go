@@ -306,6 +306,10 @@ type parsedResponse struct {
 	head    *responseHead
 	content []byte
 	trailer http.Header
+	// stray: bytes followed the message. They retire the connection
+	// (readResponseHead), and no re-serialisation of the message carries
+	// them.
+	stray bool
 }
 
 type interimHead struct {
@@ -341,6 +345,8 @@ func parseResponse(br *bufio.Reader, method string, limit int) (*parsedResponse,
 	if p.content, err = io.ReadAll(r); err != nil {
 		return nil, err
 	}
+	_, err = br.Peek(1)
+	p.stray = err == nil
 	return p, nil
 }
 
@@ -426,6 +432,9 @@ func FuzzResponseRoundTrip(f *testing.F) {
 		f.Add(s, false)
 	}
 	f.Add("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", true)
+	// Found by the fuzzer: a stray byte after an answer to HEAD retires
+	// the connection, which the re-serialised message cannot show.
+	f.Add("HTTP/1.1 200 \n\n0", true)
 	f.Add("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", true)
 	f.Fuzz(func(t *testing.T, in string, head bool) {
 		if len(in) > 8<<10 {
@@ -459,7 +468,7 @@ func FuzzResponseRoundTrip(f *testing.F) {
 			t.Errorf("status line %d %q 1.%d, then %d %q 1.%d", h1.status, h1.reason, h1.protoMinor, h2.status, h2.reason, h2.protoMinor)
 		case h1.bodyLength != h2.bodyLength:
 			t.Errorf("framing %d, then %d", h1.bodyLength, h2.bodyLength)
-		case h1.close != h2.close || h1.hint != h2.hint:
+		case h1.close != h2.close && !p1.stray || h1.hint != h2.hint:
 			t.Errorf("persistence %v %+v, then %v %+v", h1.close, h1.hint, h2.close, h2.hint)
 		case !reflect.DeepEqual(p1.interim, p2.interim):
 			t.Errorf("interim responses %v, then %v", p1.interim, p2.interim)
