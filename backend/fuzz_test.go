@@ -126,6 +126,9 @@ func FuzzWriteRequest(f *testing.F) {
 		f.Add(s.method, s.target, s.host, s.fields, s.body, s.framing, s.chunk, s.trailers, false)
 	}
 	f.Add("GET", "/", "origin.test", "x-a: 1\nX-A: 2\nx-b: 3", []byte(nil), uint8(fuzzNoBody), uint8(1), "", true)
+	// Found by the fuzzer: a raw path that encodes its first slash gave
+	// the request line "GET %2F HTTP/1.1".
+	f.Add("0", "%2F", "0", "", []byte(nil), uint8(fuzzNoBody), uint8(1), "", false)
 	f.Fuzz(func(t *testing.T, method, target, host, fields string, body []byte, framingChoice, chunk uint8, trailers string, raw bool) {
 		req := &http.Request{
 			Method: method,

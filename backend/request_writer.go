@@ -328,9 +328,13 @@ func validMethod(m string) bool {
 	return m != ""
 }
 
-// validTarget rejects a request target that would break the request line.
+// validTarget accepts the request targets a reverse proxy sends: the
+// origin form, which starts with "/", and the asterisk form of OPTIONS
+// (RFC 9112 §3.2.1, §3.2.4), without anything that would break the
+// request line. A URL whose raw path encodes its first slash ("%2F...")
+// would otherwise make a target no origin can parse.
 func validTarget(t string) bool {
-	if t == "" {
+	if t != "*" && (t == "" || t[0] != '/') {
 		return false
 	}
 	for i := 0; i < len(t); i++ {
