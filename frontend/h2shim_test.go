@@ -1240,7 +1240,6 @@ func BenchmarkH2Shim(b *testing.B) {
 type gapReader struct {
 	parts [][]byte
 	gap   time.Duration
-	begun bool
 }
 
 func (r *gapReader) Read(p []byte) (int, error) {
