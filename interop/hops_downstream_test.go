@@ -409,9 +409,6 @@ func dialH2Raw(t *testing.T, h *instance) *h2Raw {
 // until that stream ends, is reset, or the connection ends.
 func (c *h2Raw) get(path string, extra ...hpack.HeaderField) h2Outcome {
 	c.t.Helper()
-	id := c.next
-	c.next += 2
-	c.block.Reset()
 	fields := []hpack.HeaderField{
 		{Name: ":method", Value: "GET"},
 		{Name: ":scheme", Value: "https"},
@@ -419,14 +416,42 @@ func (c *h2Raw) get(path string, extra ...hpack.HeaderField) h2Outcome {
 		{Name: ":path", Value: path},
 		{Name: "user-agent", Value: "hoplite-interop-h2raw/1"},
 	}
-	for _, f := range append(fields, extra...) {
+	return c.send(append(fields, extra...), nil, true)
+}
+
+// send sends exactly fields (pseudo-header fields included) and data on
+// the next stream and reads until the stream ends.
+func (c *h2Raw) send(fields []hpack.HeaderField, data []string, endStream bool) h2Outcome {
+	c.t.Helper()
+	id := c.next
+	c.next += 2
+	c.block.Reset()
+	for _, f := range fields {
 		if err := c.enc.WriteField(f); err != nil {
 			c.t.Fatal(err)
 		}
 	}
-	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.block.Bytes(), EndStream: len(data) == 0 && endStream, EndHeaders: true}); err != nil {
 		return h2Outcome{err: err}
 	}
+	for i, d := range data {
+		if d == pause {
+			time.Sleep(300 * time.Millisecond)
+			if i == len(data)-1 && endStream {
+				c.fr.WriteData(id, true, nil)
+			}
+			continue
+		}
+		if err := c.fr.WriteData(id, endStream && i == len(data)-1, []byte(d)); err != nil {
+			return h2Outcome{err: err}
+		}
+	}
+	return c.read(id)
+}
+
+// read reads until stream id ends, is reset, or the connection ends,
+// answering SETTINGS and PING and returning flow-control credit as it goes.
+func (c *h2Raw) read(id uint32) h2Outcome {
 	var out h2Outcome
 	for range 1000 {
 		f, err := c.fr.ReadFrame()
