@@ -622,8 +622,6 @@ func dialH3Raw(t *testing.T, h *instance) *h3Raw {
 // and reads the response frames, or the stream error.
 func (c *h3Raw) get(path string, extra ...qpack.HeaderField) h3Outcome {
 	c.t.Helper()
-	var block bytes.Buffer
-	enc := qpack.NewEncoder(&block)
 	fields := []qpack.HeaderField{
 		{Name: ":method", Value: "GET"},
 		{Name: ":scheme", Value: "https"},
@@ -631,7 +629,16 @@ func (c *h3Raw) get(path string, extra ...qpack.HeaderField) h3Outcome {
 		{Name: ":path", Value: path},
 		{Name: "user-agent", Value: "hoplite-interop-h3raw/1"},
 	}
-	for _, f := range append(fields, extra...) {
+	return c.send(append(fields, extra...), nil)
+}
+
+// send sends exactly fields and data frames on a new request stream,
+// ends it, and reads the response or the stream error.
+func (c *h3Raw) send(fields []qpack.HeaderField, data []string) h3Outcome {
+	c.t.Helper()
+	var block bytes.Buffer
+	enc := qpack.NewEncoder(&block)
+	for _, f := range fields {
 		if err := enc.WriteField(f); err != nil {
 			c.t.Fatal(err)
 		}
@@ -645,10 +652,29 @@ func (c *h3Raw) get(path string, extra ...qpack.HeaderField) h3Outcome {
 	frame := quicvarint.Append(nil, 0x01) // HEADERS
 	frame = quicvarint.Append(frame, uint64(block.Len()))
 	frame = append(frame, block.Bytes()...)
-	if _, err := str.Write(frame); err != nil {
-		return h3Outcome{err: fmt.Errorf("writing HEADERS: %w", err)}
+	for _, d := range data {
+		if d == pause {
+			if _, err := str.Write(frame); err != nil {
+				return h3Outcome{err: fmt.Errorf("writing: %w", err)}
+			}
+			frame = frame[:0]
+			time.Sleep(300 * time.Millisecond)
+			continue
+		}
+		frame = quicvarint.Append(frame, 0x00) // DATA
+		frame = quicvarint.Append(frame, uint64(len(d)))
+		frame = append(frame, d...)
 	}
-	str.Close() // FIN: no content
+	if _, err := str.Write(frame); err != nil {
+		return h3Outcome{err: fmt.Errorf("writing: %w", err)}
+	}
+	str.Close()
+	return readH3Response(str)
+}
+
+// readH3Response reads a request stream to its end or its error and
+// parses the frames that arrived (RFC 9114 §7.1: type, length, payload).
+func readH3Response(str *quic.Stream) h3Outcome {
 	str.SetReadDeadline(time.Now().Add(10 * time.Second))
 	data, err := io.ReadAll(io.LimitReader(str, 1<<20))
 	var out h3Outcome

@@ -21,8 +21,6 @@ package interop
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -38,8 +36,6 @@ import (
 	"time"
 
 	"github.com/quic-go/qpack"
-	"github.com/quic-go/quic-go"
-	"github.com/quic-go/quic-go/quicvarint"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -592,83 +588,6 @@ func TestSmugglingH2ContentLength(t *testing.T) {
 			t.Fatalf("origin got %v", r)
 		}
 	})
-}
-
-// h3Send sends exactly fields and data frames on a new request stream,
-// ends it, and reads the response or the stream error.
-func (c *h3Raw) send(fields []qpack.HeaderField, data []string) h3Outcome {
-	c.t.Helper()
-	var block bytes.Buffer
-	enc := qpack.NewEncoder(&block)
-	for _, f := range fields {
-		if err := enc.WriteField(f); err != nil {
-			c.t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	str, err := c.conn.OpenStreamSync(ctx)
-	if err != nil {
-		return h3Outcome{err: err}
-	}
-	frame := quicvarint.Append(nil, 0x01) // HEADERS
-	frame = quicvarint.Append(frame, uint64(block.Len()))
-	frame = append(frame, block.Bytes()...)
-	for _, d := range data {
-		if d == pause {
-			if _, err := str.Write(frame); err != nil {
-				return h3Outcome{err: fmt.Errorf("writing: %w", err)}
-			}
-			frame = frame[:0]
-			time.Sleep(300 * time.Millisecond)
-			continue
-		}
-		frame = quicvarint.Append(frame, 0x00) // DATA
-		frame = quicvarint.Append(frame, uint64(len(d)))
-		frame = append(frame, d...)
-	}
-	if _, err := str.Write(frame); err != nil {
-		return h3Outcome{err: fmt.Errorf("writing: %w", err)}
-	}
-	str.Close()
-	str.SetReadDeadline(time.Now().Add(10 * time.Second))
-	raw, err := io.ReadAll(io.LimitReader(str, 1<<20))
-	var out h3Outcome
-	if err != nil {
-		var se *quic.StreamError
-		if errors.As(err, &se) {
-			out.reset = se
-		} else {
-			out.err = err
-		}
-	}
-	r := bytes.NewReader(raw)
-	dec := qpack.NewDecoder()
-	for i := 0; r.Len() > 0 && i < 1000; i++ {
-		typ, err1 := quicvarint.Read(r)
-		n, err2 := quicvarint.Read(r)
-		if err1 != nil || err2 != nil || n > uint64(r.Len()) {
-			break
-		}
-		payload := make([]byte, n)
-		r.Read(payload)
-		switch typ {
-		case 0x00:
-			out.body = append(out.body, payload...)
-		case 0x01:
-			decode := dec.Decode(payload)
-			for range 1000 {
-				f, err := decode()
-				if err != nil {
-					break
-				}
-				if f.Name == ":status" && out.status == "" {
-					out.status = f.Value
-				}
-			}
-		}
-	}
-	return out
 }
 
 func h3Fields(kv ...string) []qpack.HeaderField {
