@@ -16,7 +16,11 @@ const (
 	DefaultIdleTimeout          = 2 * time.Minute
 	DefaultMaxHeaderBytes       = 64 << 10 // 64 KiB
 	DefaultMaxConcurrentStreams = 250
-	DefaultMaxReadFrameSize     = 1 << 20 // 1 MiB
+	// RFC 9113 §6.5.2's initial value. A larger limit buys nothing for a
+	// proxy whose upstream writes are at most 16 KiB a read, and peers that
+	// assume the initial value without reading SETTINGS (h2spec's
+	// http2/4.2/3 among them) expect a larger frame to be refused.
+	DefaultMaxReadFrameSize = 1 << 14 // 16 KiB
 
 	// Client limits against floods and slow clients (docs/limits.md).
 	DefaultMaxConnsPerIP     = 1024

@@ -55,7 +55,7 @@ type Config struct {
 	// MaxConcurrentStreams caps concurrent streams per HTTP/2 or HTTP/3
 	// connection. Zero means 250.
 	MaxConcurrentStreams uint32
-	// MaxReadFrameSize is the largest HTTP/2 frame accepted. Zero means 1 MiB.
+	// MaxReadFrameSize is the largest HTTP/2 frame accepted. Zero means 16 KiB.
 	// Otherwise it must lie in [16384, 16777215] (RFC 9113 §6.5.2).
 	MaxReadFrameSize uint32
 	// MaxRequestsPerConn caps the requests on one HTTP/1.x client

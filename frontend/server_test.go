@@ -146,10 +146,10 @@ func TestDefaults(t *testing.T) {
 		mhb           int
 		streams, fsiz uint32
 	}{
-		{"zero values", Config{}, 10 * time.Second, 2 * time.Minute, 64 << 10, 250, 1 << 20},
+		{"zero values", Config{}, 10 * time.Second, 2 * time.Minute, 64 << 10, 250, 1 << 14},
 		{"explicit", Config{ReadHeaderTimeout: 3 * time.Second, IdleTimeout: 7 * time.Second,
-			MaxHeaderBytes: 9000, MaxConcurrentStreams: 17, MaxReadFrameSize: 1 << 14},
-			3 * time.Second, 7 * time.Second, 9000, 17, 1 << 14},
+			MaxHeaderBytes: 9000, MaxConcurrentStreams: 17, MaxReadFrameSize: 1 << 15},
+			3 * time.Second, 7 * time.Second, 9000, 17, 1 << 15},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
