@@ -73,7 +73,7 @@ func TestHTTP2SettingsFromXNet(t *testing.T) {
 		cfg                         Config
 		streams, frameSize, hdrList uint32
 	}{
-		{"defaults", Config{}, 250, 1 << 20, 64<<10 + 320},
+		{"defaults", Config{}, 250, 1 << 14, 64<<10 + 320},
 		{"custom", Config{MaxConcurrentStreams: 123, MaxReadFrameSize: 32 << 10, MaxHeaderBytes: 10000}, 123, 32 << 10, 10000 + 320},
 	}
 	for _, c := range cases {
