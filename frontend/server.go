@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -144,6 +145,11 @@ type Server struct {
 	h3TLS   *tls.Config   // nil when cfg.DisableHTTP3
 	h3Conns quicConns     // connections served by h3
 	plain   *http.Server  // nil when cfg.PlainAddr == ""
+	// eng, when set, serves the TCP listeners on hoplite's own engines
+	// (engines.go) in place of net/http and x/net (HOPLITE_ENGINE=own,
+	// while both exist).
+	eng        *engines
+	onShutdown []func() // with eng: RegisterOnShutdown's hooks
 	// Per-address connection counts (limits.go); nil without a limit.
 	tcpLim   *ipLimiter
 	plainLim *ipLimiter
@@ -213,6 +219,9 @@ func New(cfg Config, h http.Handler) (*Server, error) {
 			s.quicLim = newQUICLimiter(cfg.MaxConnsPerIP)
 		}
 	}
+	if os.Getenv("HOPLITE_ENGINE") == "own" {
+		s.eng = newEngines(cfg)
+	}
 	if !cfg.DisableHTTP3 {
 		s.h3 = newHTTP3Server(cfg, h, &s.h3Conns)
 		s.h3TLS = h3TLSConfig(https.TLSConfig)
@@ -250,11 +259,15 @@ func (s *Server) Start() error {
 	}
 
 	tlsPort := s.tcpLn.Addr().(*net.TCPAddr).Port
-	s.https.Handler = newPersistence(s.handler, s.cfg)
+	tcpHandler := s.handler
+	if s.eng == nil {
+		tcpHandler = newPersistence(s.handler, s.cfg)
+	}
 	if s.h3 != nil {
 		// The UDP port equals the TCP port (bind), so Alt-Svc names it.
-		s.https.Handler = altSvcHandler{next: s.https.Handler, value: []string{altSvcValue(tlsPort)}}
+		tcpHandler = altSvcHandler{next: tcpHandler, value: []string{altSvcValue(tlsPort)}}
 	}
+	s.https.Handler = tcpHandler
 	if s.plain != nil {
 		h := s.cfg.PlainHandler
 		if h == nil {
@@ -271,8 +284,15 @@ func (s *Server) Start() error {
 
 	var loops sync.WaitGroup
 	// Per-address limit and write-stall deadline below TLS (limits.go).
-	tlsLn := tls.NewListener(&limitListener{Listener: s.tcpLn, lim: s.tcpLim, stall: s.cfg.WriteStallTimeout}, s.https.TLSConfig)
-	loops.Go(func() { s.logServeErr("https", s.tcpLn.Addr(), serveTLS(s.https, tlsLn, s.cfg.MaxHeaderBytes)) }) // h1guard.go
+	limited := &limitListener{Listener: s.tcpLn, lim: s.tcpLim, stall: s.cfg.WriteStallTimeout}
+	if s.eng != nil {
+		loops.Go(func() {
+			s.logServeErr("https", s.tcpLn.Addr(), s.eng.acceptLoop(limited, s.https.TLSConfig, tcpHandler, s))
+		})
+	} else {
+		tlsLn := tls.NewListener(limited, s.https.TLSConfig)
+		loops.Go(func() { s.logServeErr("https", s.tcpLn.Addr(), serveTLS(s.https, tlsLn, s.cfg.MaxHeaderBytes)) }) // h1guard.go
+	}
 	if s.h3 != nil {
 		qln, addr := s.qln, s.udp.LocalAddr()
 		loops.Go(func() {
@@ -284,7 +304,11 @@ func (s *Server) Start() error {
 	}
 	if s.plain != nil {
 		ln := &limitListener{Listener: s.plainLn, lim: s.plainLim, stall: s.cfg.WriteStallTimeout}
-		loops.Go(func() { s.logServeErr("http", ln.Addr(), s.plain.Serve(guardListener{ln, s.cfg.MaxHeaderBytes})) })
+		if s.eng != nil {
+			loops.Go(func() { s.logServeErr("http", ln.Addr(), s.eng.acceptLoop(ln, nil, s.plain.Handler, s)) })
+		} else {
+			loops.Go(func() { s.logServeErr("http", ln.Addr(), s.plain.Serve(guardListener{ln, s.cfg.MaxHeaderBytes})) })
+		}
 	}
 	go func() {
 		loops.Wait()
@@ -400,6 +424,10 @@ func (s *Server) PlainAddr() net.Addr {
 func (s *Server) RegisterOnShutdown(f func()) {
 	// net/http runs these hooks once, at the start of Shutdown, next to
 	// x/net's GOAWAY hook. A forced close does not run them.
+	if s.eng != nil {
+		s.onShutdown = append(s.onShutdown, f)
+		return
+	}
 	s.https.RegisterOnShutdown(f)
 }
 
@@ -453,9 +481,15 @@ func (s *Server) drain(ctx context.Context) {
 	// "Connection: close"), closes the listener, runs the RegisterOnShutdown
 	// hooks (x/net's: GOAWAY on every HTTP/2 connection), closes idle
 	// connections and waits until the rest have closed.
-	wg.Go(func() { errHTTPS = s.https.Shutdown(ctx) })
-	if s.plain != nil {
-		wg.Go(func() { errPlain = s.plain.Shutdown(ctx) })
+	if s.eng != nil {
+		wg.Go(func() { errHTTPS = s.drainEngines(ctx) })
+		// x/net's GOAWAY hook, for the interim HTTP/2 (engines.go).
+		wg.Go(func() { _ = s.https.Shutdown(ctx) })
+	} else {
+		wg.Go(func() { errHTTPS = s.https.Shutdown(ctx) })
+		if s.plain != nil {
+			wg.Go(func() { errPlain = s.plain.Shutdown(ctx) })
+		}
 	}
 	if s.h3 != nil {
 		wg.Go(func() { errH3 = s.drainHTTP3(ctx) })
@@ -489,6 +523,34 @@ func (s *Server) drain(ctx context.Context) {
 		errs = append(errs, fmt.Errorf("frontend: shutdown http3: %w", errH3))
 	}
 	s.drainErr = errors.Join(errs...)
+}
+
+// drainEngines drains the TCP listeners served by hoplite's own engines:
+// it closes the listeners, runs the RegisterOnShutdown hooks, asks every
+// connection to finish (connSet.drainAll) and waits until all have ended or
+// ctx is done.
+func (s *Server) drainEngines(ctx context.Context) error {
+	_ = s.tcpLn.Close()
+	if s.plainLn != nil {
+		_ = s.plainLn.Close()
+	}
+	for _, f := range s.onShutdown {
+		go f()
+	}
+	s.eng.set.drainAll()
+	done := make(chan struct{})
+	go func() {
+		s.eng.set.wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		// forceClose, called by Shutdown, closes what is left; wait
+		// goes on until it is gone.
+		return ctx.Err()
+	}
 }
 
 // drainHTTP3 shuts the HTTP/3 server down gracefully, then releases the
@@ -534,6 +596,13 @@ func (s *Server) forceClose() {
 			// drop the connections silently.
 			_ = s.qln.Close()
 			s.h3Conns.closeAll()
+		}
+		if s.eng != nil {
+			_ = s.tcpLn.Close()
+			if s.plainLn != nil {
+				_ = s.plainLn.Close()
+			}
+			s.eng.set.closeAll()
 		}
 		_ = s.https.Close()
 		if s.plain != nil {
