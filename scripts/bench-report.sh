@@ -81,17 +81,24 @@ fi
 echo
 echo "## hoplite against the best peer, same run"
 echo
-echo "Ratio = hoplite / best peer: below 1 is better for CPU, latency and"
-echo "memory, above 1 is better for req/s."
+echo "Ratio = hoplite / best peer: below 1 is better for CPU, system calls,"
+echo "context switches, latency and memory, above 1 is better for req/s."
 echo
 echo "| figure | hoplite | best peer | ratio |"
 echo "|---|---:|---:|---:|"
 ratio_row "CPU µs/request, h2 (1 KiB)" h2 cpu_us min 1
 ratio_row "CPU µs/request, h1 (1 KiB)" h1 cpu_us min 1
+ratio_row "system calls/request, h2 (1 KiB)" h2 sys_r min 2
+ratio_row "system calls/request, h1 (1 KiB)" h1 sys_r min 2
+ratio_row "context switches/request, h2 (1 KiB)" h2 cs_r min 3
+ratio_row "context switches/request, h1 (1 KiB)" h1 cs_r min 3
 ratio_row "req/s, h3 (1 KiB), against Caddy" h3 rps max 0 caddy
 ratio_row "CPU µs/request, h3 (1 KiB), against Caddy" h3 cpu_us min 1 caddy
+ratio_row "system calls/request, h3 (1 KiB), against Caddy" h3 sys_r min 2 caddy
 ratio_row "CPU µs/request, GET 1 MiB (h2)" get1m cpu_us min 1
 ratio_row "CPU µs/request, POST 1 MiB (h2)" post1m cpu_us min 1
+ratio_row "system calls/request, GET 1 MiB (h2)" get1m sys_r min 1
+ratio_row "system calls/request, POST 1 MiB (h2)" post1m sys_r min 1
 ratio_row "p99 ms at $RATE req/s, h2" rate-h2 p99_ms min 2
 ratio_row "RSS KiB per idle connection, h1" idle-h1 kb_per_conn min 1
 ratio_row "RSS KiB per idle connection, h2" idle-h2 kb_per_conn min 1
@@ -107,16 +114,20 @@ echo "(read in full and discarded by the origin). The h3 load generator is"
 echo "quic-go on one CPU and may be the limit there: compare CPU µs/req first."
 echo "CPU is the proxy's user + system time from /proc/PID/stat over the run,"
 echo "per successful request."
+echo "sys/r and cs/r: the proxy's system calls (perf stat, tracepoint"
+echo "raw_syscalls:sys_enter) and context switches over the run, per successful"
+echo "request; they do not depend on what else the machine runs."
+[ -n "${PERF_WHY:-}" ] && echo "Not measured in this run (\"-\"): $PERF_WHY."
 echo "Origin conns: connections the origin accepted during one measured run"
 echo "(nginx stub_status). Peak RSS: VmHWM of the proxy after the warm-up and"
 echo "all runs of the scenario (the proxy is restarted for each scenario)."
 echo
-echo "| scenario | proxy | req/s | CPU µs/req | origin conns | failed | peak RSS MiB |"
-echo "|---|---|---:|---:|---:|---:|---:|"
+echo "| scenario | proxy | req/s | CPU µs/req | sys/r | cs/r | origin conns | failed | peak RSS MiB |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 for s in h2 h1 h3 get1m post1m; do
   for p in $PROXIES; do
     [ "$(val $p $s rps)" = - ] && [ "$(val $p $s peak_rss_kb)" = - ] && continue
-    echo "| $s | $p | $(fmt $(val $p $s rps) 0) | $(fmt $(val $p $s cpu_us) 1) | $(val $p $s origin_conns) | $(val $p $s failed) | $(fmt $(val $p $s peak_rss_kb) 1 1024) |"
+    echo "| $s | $p | $(fmt $(val $p $s rps) 0) | $(fmt $(val $p $s cpu_us) 1) | $(fmt $(val $p $s sys_r) 2) | $(fmt $(val $p $s cs_r) 3) | $(val $p $s origin_conns) | $(val $p $s failed) | $(fmt $(val $p $s peak_rss_kb) 1 1024) |"
   done
 done
 echo

@@ -4,6 +4,15 @@
 # by h2load (HTTP/1.1, HTTP/2) and cmd/hbench (HTTP/3, fixed-rate latency,
 # idle connections). Writes docs/bench/results.md, chart.png and the raw data.
 #
+# Around every throughput run (h2, h1, h3, get1m, post1m), where perf can
+# read tracepoints (Debian's linux-perf), `perf stat` counts the proxy's
+# system calls (raw_syscalls:sys_enter) and context switches; divided by
+# the successful requests they give sys/r and cs/r, as
+# ../shared/bench/peers.sh does. Unlike time, they do not depend on what
+# else the machine runs. Without perf those columns show "-". Counting a
+# tracepoint costs the proxy a little kernel time per call, which its CPU
+# figure includes (BENCH_PERF=0 leaves perf out).
+#
 # Each proxy runs pinned to CPU $PROXY_CPU with one worker/thread
 # (GOMAXPROCS=1 for Go); the origin and the load generators share
 # $LOAD_CPU. A proxy is started afresh for every scenario, so its peak RSS
@@ -44,9 +53,11 @@
 #   PROXY_CPU, LOAD_CPU  CPUs for the proxy and for origin + load (default 1, 0)
 #   HOPLITE_ARGS     replaces hoplite's arguments (default: the proxy command below)
 #   BENCH_NOTE       a line of text added to results.md (e.g. what else ran)
+#   BENCH_PERF       1 (default): sys/r and cs/r with perf stat where it can; 0: not
 #
 # Run as root on Debian to let it install what is missing (apt-get:
-# nginx-light haproxy h2o nghttp2-client gnuplot-nox curl openssl procps;
+# nginx-light haproxy h2o nghttp2-client gnuplot-nox curl openssl procps
+# linux-perf;
 # Caddy with go install into ~/.cache/hoplite-peers/bin, never into the
 # project). Needs Go, like the rest of the repository.
 set -u -o pipefail
@@ -81,9 +92,10 @@ die() { log "error: $*"; exit 1; }
 PID=""        # the proxy under test
 ORIGIN=""     # the origin nginx
 IDLER=""      # a background hbench idle
+PERFPID=""    # a background perf stat
 cleanup() {
   local p
-  for p in $IDLER $PID $ORIGIN; do stop_pid "$p"; done
+  for p in $PERFPID $IDLER $PID $ORIGIN; do stop_pid "$p"; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -103,7 +115,7 @@ stop_pid() {
 install_tools() {
   local need="" pkgs="" c
   for c in nginx:nginx-light haproxy:haproxy h2o:h2o h2load:nghttp2-client gnuplot:gnuplot-nox \
-           curl:curl openssl:openssl taskset:util-linux pgrep:procps; do
+           curl:curl openssl:openssl taskset:util-linux pgrep:procps perf:linux-perf; do
     command -v ${c%%:*} >/dev/null || { need="$need ${c%%:*}"; pkgs="$pkgs ${c#*:}"; }
   done
   if [ -n "$need" ]; then
@@ -125,6 +137,29 @@ install_tools() {
   (cd "$ROOT" && $GO build -o "$W/hoplite" ./cmd/hoplite && $GO build -o "$W/hbench" ./cmd/hbench) \
     || die "go build failed"
   TREE=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)
+  perf_probe
+}
+
+# perf_probe sets PERF=1 if perf stat can count the two events sys/r and
+# cs/r come from (a container may hide tracepoints, or the kernel may have
+# no matching perf), else PERF_WHY, said once here and in results.md.
+PERF="" PERF_WHY=""
+perf_probe() {
+  local out=$W/perf.probe
+  rm -f $out
+  if [ "${BENCH_PERF:-1}" = 0 ]; then
+    PERF_WHY="BENCH_PERF=0"
+  elif ! command -v perf >/dev/null; then
+    PERF_WHY="perf is not installed (Debian's linux-perf; run as root to let the bench install it)"
+  elif ! timeout 20 perf stat -x, -e raw_syscalls:sys_enter,context-switches -o $out -- true >$out.err 2>&1; then
+    PERF_WHY="perf stat failed: $(grep -v '^$' $out.err | head -n 2 | tr '\n' ' ')"
+  elif ! awk -F, '$3 == "raw_syscalls:sys_enter" && $1 ~ /^[0-9]+$/ {s=1}
+                  $3 == "context-switches" && $1 ~ /^[0-9]+$/ {c=1} END{exit !(s && c)}' $out; then
+    PERF_WHY="perf cannot count raw_syscalls:sys_enter and context-switches here: $(grep -v '^#' $out | grep -v '^$' | head -n 2 | tr '\n' ' ')"
+  else
+    PERF=1
+  fi
+  [ -n "$PERF" ] || log "sys/r and cs/r will show -: $PERF_WHY"
 }
 
 raise_fd_limit() { # sets FDLIM: the open-file limit every process here gets
@@ -284,6 +319,29 @@ status_kb() { local t=0 p v; for p in $(pids_of $1); do    # status_kb PID VmRSS
   v=$(awk -v k="$2:" '$1==k{print $2}' /proc/$p/status 2>/dev/null); t=$((t + ${v:-0})); done; echo $t; }
 accepts() { curl -s --max-time 5 http://127.0.0.1:$ORIGIN_PORT/status | awk 'NR==3{print $1}'; }
 
+# perf_start: counts the proxy's (and its children's) system calls and
+# context switches from now to perf_stop, into $W/perf.out.
+perf_start() {
+  [ -n "$PERF" ] || return 0
+  rm -f $W/perf.out
+  perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$(pids_of $PID | tr ' ' ,)" \
+    -o $W/perf.out >$W/perf.err 2>&1 & PERFPID=$!
+  sleep 0.3   # perf opens its counters; the idle proxy's few calls here are noise
+}
+# perf_stop OK: stops perf (SIGINT makes it write its counts) and sets SYSR
+# and CSR, per successful request, or empty.
+perf_stop() {
+  local ok=$1 i
+  SYSR="" CSR=""
+  [ -n "$PERFPID" ] || return 0
+  kill -INT $PERFPID 2>/dev/null
+  for i in $(seq 50); do kill -0 $PERFPID 2>/dev/null || break; sleep 0.1; done
+  stop_pid $PERFPID; PERFPID=""
+  [ -f $W/perf.out ] && [ "${ok:-0}" -gt 0 ] || return 0
+  SYSR=$(awk -F, -v n=$ok '$3 == "raw_syscalls:sys_enter" && $1 ~ /^[0-9]+$/ {printf "%.2f", $1/n}' $W/perf.out)
+  CSR=$(awk -F, -v n=$ok '$3 == "context-switches" && $1 ~ /^[0-9]+$/ {printf "%.2f", $1/n}' $W/perf.out)
+}
+
 # record PROXY SCENARIO METRIC VALUE: one measured value, one line.
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$W/runs.tsv"; }
 
@@ -308,11 +366,13 @@ throughput_h2load() {
   n=$(awk -v s=$SECS '/^finished in/{n = int($4 * s); print (n < 256 ? 256 : n); exit}' <<<"$H2OUT")
   [ -n "$n" ] || { log "$name $scen: warm-up failed: $(tail -n 3 <<<"$H2OUT" | tr '\n' ' ')"; return; }
   for rep in $(seq $REPEAT); do
+    perf_start
     a0=$(accepts); c0=$(cputicks $PID)
     h2load_run "$@" -n $n $url
     c1=$(cputicks $PID); a1=$(accepts)
     # requests: T total, S started, D done, OK succeeded, F failed, ...
     ok=$(awk '/^requests:/{print $8+0}' <<<"$H2OUT")
+    perf_stop "$ok"
     done=$(awk '/^requests:/{print $6+0}' <<<"$H2OUT")
     fail=$(awk '/^requests:/{print $10+0}' <<<"$H2OUT")
     rps=$(awk '/^finished in/{print $4+0}' <<<"$H2OUT")
@@ -325,7 +385,9 @@ throughput_h2load() {
     record $name $scen rps $rps; record $name $scen failed $fail
     record $name $scen origin_conns $(origin_conns $a0 $a1)
     [ -n "$cpu" ] && record $name $scen cpu_us $cpu
-    log "$name $scen #$rep: $n requests, $rps req/s, ${cpu:--} cpu_us/req, $fail failed, $(origin_conns $a0 $a1) origin conns"
+    [ -n "$SYSR" ] && record $name $scen sys_r $SYSR
+    [ -n "$CSR" ] && record $name $scen cs_r $CSR
+    log "$name $scen #$rep: $n requests, $rps req/s, ${cpu:--} cpu_us/req, ${SYSR:--} sys/r, ${CSR:--} cs/r, $fail failed, $(origin_conns $a0 $a1) origin conns"
   done
 }
 
@@ -340,16 +402,20 @@ throughput_h3() {
   local name=$1 url=https://127.0.0.1:$PORT/1k rep a0 a1 c0 c1 ok rps fail cpu
   hbench_run -mode load -proto h3 -c 32 -m 10 -n 3200 $url   # warm-up
   for rep in $(seq $REPEAT); do
+    perf_start
     a0=$(accepts); c0=$(cputicks $PID)
     hbench_run -mode load -proto h3 -c 32 -m 10 -d ${SECS}s $url
     c1=$(cputicks $PID); a1=$(accepts)
     ok=$(kv ok); rps=$(kv rps); fail=$(kv failed)
+    perf_stop "$ok"
     if [ -z "$ok" ]; then log "$name h3: hbench gave no result: $HBOUT"; continue; fi
     cpu=$(awk -v t=$((c1 - c0)) -v n=$ok -v hz=$CLK_TCK 'BEGIN{if (n>0) printf "%.2f", t*1e6/hz/n}')
     record $name h3 rps ${rps%.*}; record $name h3 failed $fail
     record $name h3 origin_conns $(origin_conns $a0 $a1)
     [ -n "$cpu" ] && record $name h3 cpu_us $cpu
-    log "$name h3 #$rep: ${rps%.*} req/s, ${cpu:--} cpu_us/req, $fail failed, $(origin_conns $a0 $a1) origin conns"
+    [ -n "$SYSR" ] && record $name h3 sys_r $SYSR
+    [ -n "$CSR" ] && record $name h3 cs_r $CSR
+    log "$name h3 #$rep: ${rps%.*} req/s, ${cpu:--} cpu_us/req, ${SYSR:--} sys/r, ${CSR:--} cs/r, $fail failed, $(origin_conns $a0 $a1) origin conns"
   done
 }
 
@@ -470,6 +536,7 @@ LOAD_START="$LOAD_START" LOAD_END="$LOAD_END" ELAPSED=$ELAPSED
 DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
 NOTE="${BENCH_NOTE:-}"
 TREE="$TREE"
+PERF_WHY=$(printf '%q' "$PERF_WHY")
 META
 "$ROOT/scripts/bench-report.sh" "$W" "$OUT" || die "report failed"
 sed -n '/^## hoplite against/,/^## Throughput/p' "$OUT/results.md" | sed '$d'
