@@ -159,6 +159,7 @@ perf_probe() {
   else
     PERF=1
   fi
+  PERF_WHY=$(sed 's/ *$//' <<<"$PERF_WHY")
   [ -n "$PERF" ] || log "sys/r and cs/r will show -: $PERF_WHY"
 }
 
@@ -339,7 +340,7 @@ perf_stop() {
   stop_pid $PERFPID; PERFPID=""
   [ -f $W/perf.out ] && [ "${ok:-0}" -gt 0 ] || return 0
   SYSR=$(awk -F, -v n=$ok '$3 == "raw_syscalls:sys_enter" && $1 ~ /^[0-9]+$/ {printf "%.2f", $1/n}' $W/perf.out)
-  CSR=$(awk -F, -v n=$ok '$3 == "context-switches" && $1 ~ /^[0-9]+$/ {printf "%.2f", $1/n}' $W/perf.out)
+  CSR=$(awk -F, -v n=$ok '$3 == "context-switches" && $1 ~ /^[0-9]+$/ {printf "%.3f", $1/n}' $W/perf.out)
 }
 
 # record PROXY SCENARIO METRIC VALUE: one measured value, one line.
