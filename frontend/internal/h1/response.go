@@ -318,6 +318,10 @@ func (w *response) commit(final bool) {
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 	}
 	switch {
+	case closing && req.ProtoMinor == 0:
+		// RFC 9112 §9.3: closing is HTTP/1.0's default; as net/http, no
+		// field says so (and clients that see "Connection: close" on
+		// HTTP/1.0 keep it as a field).
 	case closing:
 		b = append(b, "Connection: close\r\n"...)
 	case req.ProtoMinor == 0:
