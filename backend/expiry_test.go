@@ -1,7 +1,11 @@
 package backend
 
 import (
+	"io"
+	"net"
+	"net/http"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -171,4 +175,105 @@ func waitClosed(t *testing.T, b *Backend) {
 		runtime.Gosched()
 	}
 	t.Fatal("the origin's close never arrived")
+}
+
+// TestReuseWindow: the margin kept short of an origin's idle timeout is
+// HintMargin, but at most a quarter of the timeout.
+func TestReuseWindow(t *testing.T) {
+	tests := []struct {
+		timeout, margin, want time.Duration
+	}{
+		{time.Second, time.Second, 750 * time.Millisecond}, // quarter: 3/4 usable, not 0
+		{2 * time.Second, time.Second, 1500 * time.Millisecond},
+		{4 * time.Second, time.Second, 3 * time.Second}, // quarter and margin meet
+		{10 * time.Second, time.Second, 9 * time.Second},
+		{10 * time.Second, 500 * time.Millisecond, 9500 * time.Millisecond},
+		{0, time.Second, 0}, // no timeout known; callers skip it
+	}
+	for _, tt := range tests {
+		if got := reuseWindow(tt.timeout, tt.margin); got != tt.want {
+			t.Errorf("reuseWindow(%v, %v) = %v, want %v", tt.timeout, tt.margin, got, tt.want)
+		}
+	}
+}
+
+// TestShortKeepAliveTimeoutWire runs in real time against an origin that
+// announces "Keep-Alive: timeout=1" and means it: it closes each
+// connection that has sat idle 1s after its last response. With the
+// default 1s HintMargin, scaled to 250ms, the pool may reuse a connection
+// for 750ms of idleness: requests 300ms apart share one connection, and
+// requests 900ms apart each get a fresh one, which the pool retires
+// before the origin closes it. No request may fail or need a retry.
+func TestShortKeepAliveTimeoutWire(t *testing.T) {
+	tests := []struct {
+		name     string
+		gap      time.Duration
+		requests int
+		reuse    bool
+	}{
+		{"gap inside the window", 300 * time.Millisecond, 10, true},
+		{"gap past the window", 900 * time.Millisecond, 4, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var idleCloses, peerCloses atomic.Int32 // how each origin connection ended
+			o := startOrigin(t, func(c *originConn) {
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				for {
+					req, err := http.ReadRequest(c.br)
+					if err != nil {
+						if ne, ok := err.(net.Error); ok && ne.Timeout() {
+							idleCloses.Add(1) // the origin's idle timer
+						} else {
+							peerCloses.Add(1)
+						}
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					c.write("HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 2\r\n\r\nok")
+					c.SetReadDeadline(time.Now().Add(time.Second))
+				}
+			})
+			b := newTestBackend(t, Config{IdleTimeout: 60 * time.Second}, o.addr())
+			for i := range tt.requests {
+				if i > 0 {
+					time.Sleep(tt.gap)
+				}
+				if _, body := fetch(t, b, "GET", "/", nil); body != "ok" {
+					t.Fatalf("request %d: body %q", i, body)
+				}
+			}
+			s := stats(b)
+			t.Logf("gap %v: origin saw %d connections; %+v", tt.gap, o.conns.Load(), s)
+			if s.Failed != 0 || s.Retried != 0 {
+				t.Fatalf("a request met a stale connection: failed %d, retried %d", s.Failed, s.Retried)
+			}
+			n := int(o.conns.Load())
+			if uint64(n) != s.Opened {
+				t.Fatalf("the origin accepted %d connections, the pool opened %d", n, s.Opened)
+			}
+			if tt.reuse {
+				// One connection; a second only if the test was stalled
+				// past the window once.
+				if n > 2 || s.Reused < uint64(tt.requests-2) {
+					t.Fatalf("%d connections, %d reused, for %d requests %v apart: want reuse", n, s.Reused, tt.requests, tt.gap)
+				}
+				if idleCloses.Load() != 0 {
+					t.Fatalf("the origin closed %d connections on idle while the requests kept them busy", idleCloses.Load())
+				}
+				return
+			}
+			if n != tt.requests || s.Reused != 0 || s.Retired.OriginHint != uint64(tt.requests-1) {
+				t.Fatalf("%d connections, %d reused, %d retired by the hint, for %d requests %v apart: want a fresh dial each, the pool retiring the last",
+					n, s.Reused, s.Retired.OriginHint, tt.requests, tt.gap)
+			}
+			// The pool, not the origin, closed each idle connection: it
+			// left at 750ms, before the origin's 1s.
+			waitFor(t, "the origin to see the pool's closes", func() bool { return peerCloses.Load() == int32(tt.requests-1) })
+			if idleCloses.Load() != 0 {
+				t.Fatalf("the origin closed %d idle connections before the pool did", idleCloses.Load())
+			}
+		})
+	}
 }

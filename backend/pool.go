@@ -226,10 +226,10 @@ func (p *pool) park(c *conn) retireReason {
 
 // setExpiry decides until when c may wait idle for its next request, and
 // why it will be retired then: IdleTimeout, cut short by the origin's
-// Keep-Alive timeout or by its learned idle timeout, either less
-// HintMargin, so that hoplite stops using a connection before the origin
-// may close it; and by MaxLifetime. It returns keep, or why c must not be
-// reused at all. Guarded by p.mu.
+// Keep-Alive timeout or by its learned idle timeout, either less a margin
+// (reuseWindow), so that hoplite stops using a connection before the
+// origin may close it; and by MaxLifetime. It returns keep, or why c must
+// not be reused at all. Guarded by p.mu.
 func (p *pool) setExpiry(c *conn, now time.Time) retireReason {
 	cfg := p.cfg
 	switch {
@@ -239,13 +239,13 @@ func (p *pool) setExpiry(c *conn, now time.Time) retireReason {
 		return retireMaxRequests
 	}
 	idle, reason := cfg.IdleTimeout, retireIdle
-	if t := c.hint.timeout - cfg.HintMargin; c.hint.timeout > 0 && t < idle {
+	if t := reuseWindow(c.hint.timeout, cfg.HintMargin); c.hint.timeout > 0 && t < idle {
 		idle, reason = t, retireHint
 	}
 	if p.learned > 0 && now.Sub(p.learnedAt) > relearnAfter {
 		p.learned = 0
 	}
-	if t := p.learned - cfg.HintMargin; p.learned > 0 && t < idle {
+	if t := reuseWindow(p.learned, cfg.HintMargin); p.learned > 0 && t < idle {
 		idle, reason = t, retireLearned
 	}
 	if cfg.MaxLifetime > 0 {
@@ -259,6 +259,22 @@ func (p *pool) setExpiry(c *conn, now time.Time) retireReason {
 	c.expires = now.Add(idle)
 	c.expiryReason = reason
 	return keep
+}
+
+// reuseWindow is how long a connection may sit idle, and still be reused,
+// at an origin whose idle timeout (announced in "Keep-Alive: timeout=N",
+// RFC 2068 §19.7.1.1, or learned from its closes) is timeout. The margin
+// kept short of the timeout covers the origin's timer granularity (N is in
+// whole seconds, and a server may round or check it coarsely) and the
+// one-way delay of the next request, which must reach the origin before
+// its timer fires, or it meets the close (RFC 9112 §9.5). That margin is
+// HintMargin, but at most a quarter of the timeout: a fixed margin would
+// leave no window at all for short timeouts (timeout=1 less 1s is zero,
+// and every connection would be used once), whereas a quarter still
+// leaves 3/4 of the timeout usable, and for timeouts from 4*HintMargin up
+// the margin is HintMargin unchanged.
+func reuseWindow(timeout, margin time.Duration) time.Duration {
+	return timeout - min(margin, timeout/4)
 }
 
 // observeClose records that the origin closed a connection idle for age,
