@@ -23,6 +23,9 @@ set -u -o pipefail
 N=${AB_N:-40000}; ROUNDS=${AB_ROUNDS:-3}
 PROXY_CPU=${PROXY_CPU:-1}; LOAD_CPU=${LOAD_CPU:-0}
 W=$(mktemp -d /tmp/hoplite-ab.XXXXXX)
+# Run as root, nginx's worker is "nobody": it must be able to read the body
+# (mktemp makes the directory 0700, and every request was a 403).
+chmod 755 $W
 PIDS=()
 PERFPID=""
 cleanup() { for p in $PERFPID "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$W"; }
