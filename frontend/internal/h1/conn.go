@@ -213,7 +213,7 @@ func (c *Conn) readHead() (int, *headError) {
 	deadlineSet := false
 	seen := 0
 	for {
-		end, ok := findHeadEnd(c.rd.b[c.rd.r:c.rd.w], seen)
+		end, ok, resume := findHeadEnd(c.rd.b[c.rd.r:c.rd.w], seen)
 		if ok {
 			// The limit counts the request line and fields, not the
 			// final empty line.
@@ -222,8 +222,8 @@ func (c *Conn) readHead() (int, *headError) {
 			}
 			return end, nil
 		}
-		seen = c.rd.buffered()
-		if seen > c.cfg.maxHeaderBytes+2 {
+		seen = resume
+		if c.rd.buffered() > c.cfg.maxHeaderBytes+2 {
 			return 0, errHeadTooLarge
 		}
 		if !deadlineSet {

@@ -352,19 +352,31 @@ func cutLine(b []byte) (line, rest []byte, ok bool) {
 }
 
 // findHeadEnd looks for the empty line ending the head at the start of b,
-// from byte from on (bytes before it were searched already), and returns
-// the length of the head through that line. An empty first line also ends
-// a head: parseHead refuses it (RFC 9112 §2.2 lets a server ignore it;
-// the guard refused it, and so does this engine).
-func findHeadEnd(b []byte, from int) (int, bool) {
+// scanning from byte from on (the start of a line: what is before it was
+// scanned already), and returns the length of the head through that
+// line. If the head is not complete yet, resume is where the next scan
+// starts. An empty first line also ends a head: parseHead refuses it
+// (RFC 9112 §2.2 lets a server ignore it; the guard refused it, and so
+// does this engine). So does a CR that does not end a line (§2.2, a bare
+// CR): the head is cut right after it, for parseHead to refuse at once
+// rather than wait for an end that would not parse either.
+func findHeadEnd(b []byte, from int) (n int, ok bool, resume int) {
 	for {
 		i := bytes.IndexByte(b[from:], '\n')
 		if i < 0 {
-			return 0, false
+			// No line end yet: a CR followed by anything (it cannot be
+			// LF) is already bare.
+			if k := bytes.IndexByte(b[from:], '\r'); k >= 0 && from+k+1 < len(b) {
+				return from + k + 2, true, 0
+			}
+			return 0, false, from
 		}
 		j := from + i
+		if k := bytes.IndexByte(b[from:j], '\r'); k >= 0 && from+k != j-1 {
+			return j + 1, true, 0
+		}
 		if j == 0 || b[j-1] == '\n' || j >= 2 && b[j-1] == '\r' && b[j-2] == '\n' || j == 1 && b[0] == '\r' {
-			return j + 1, true
+			return j + 1, true, 0
 		}
 		from = j + 1
 	}
