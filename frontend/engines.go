@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"hoplite/frontend/internal/h1"
+	"hoplite/frontend/internal/h2"
 )
 
 // The TCP listeners on hoplite's own engines.
@@ -25,6 +26,7 @@ import (
 type engines struct {
 	h1TLS   h1.Config // TLS listener: advertises Keep-Alive unless told not to
 	h1Plain h1.Config // plain listener: no advertisement
+	h2      h2.Config
 	set     *connSet
 }
 
@@ -40,10 +42,29 @@ func newEngines(cfg Config) *engines {
 	plain := h1c
 	plain.KeepAliveHeader = false
 	plain.MaxRequestsPerConn = 0
+	maxHeader := cfg.MaxHeaderBytes
+	if maxHeader <= 0 {
+		maxHeader = DefaultMaxHeaderBytes
+	}
 	return &engines{
 		h1TLS:   h1c,
 		h1Plain: plain,
-		set:     newConnSet(),
+		h2: h2.Config{
+			MaxConcurrentStreams: cfg.MaxConcurrentStreams,
+			MaxFrameSize:         cfg.MaxReadFrameSize,
+			// Room for ten fields' 32-byte overhead, which RFC 9113
+			// §6.5.2 counts and HTTP/1.1's limit does not.
+			MaxHeaderListSize: uint32(maxHeader + 10*32),
+			IdleTimeout:       cfg.IdleTimeout,
+			PrefaceTimeout:    cfg.ReadHeaderTimeout,
+			MalformedField:    cfg.MalformedField,
+			FloodWindow:       cfg.H2FloodWindow,
+			MaxResets:         cfg.H2MaxResets,
+			MaxControlFrames:  cfg.H2MaxControlFrames,
+			MaxEmptyFrames:    cfg.H2MaxEmptyFrames,
+			Logger:            cfg.Logger,
+		},
+		set: newConnSet(),
 	}
 }
 
@@ -100,9 +121,7 @@ func (e *engines) serveTLS(sc *acceptedConn, tc *tls.Conn, h http.Handler, s *Se
 	_ = tc.SetDeadline(time.Time{})
 	switch tc.ConnectionState().NegotiatedProtocol {
 	case alpnHTTP2:
-		// Interim, until frontend/internal/h2 is in: x/net's server
-		// with the shim, as before (h2.go).
-		sc.serve(xnetH2{s: s, tc: tc, h: h})
+		sc.serve(h2.NewConn(tc, h, &e.h2))
 	case "", alpnHTTP11:
 		sc.serve(h1.NewConn(tc, h, &e.h1TLS))
 	default:
@@ -110,15 +129,3 @@ func (e *engines) serveTLS(sc *acceptedConn, tc *tls.Conn, h http.Handler, s *Se
 		_ = tc.Close()
 	}
 }
-
-// xnetH2 runs x/net's HTTP/2 server as an engine; its drain is x/net's own
-// shutdown hook on s.https.
-type xnetH2 struct {
-	s  *Server
-	tc *tls.Conn
-	h  http.Handler
-}
-
-func (x xnetH2) Serve() { x.s.https.TLSNextProto[alpnHTTP2](x.s.https, x.tc, x.h) }
-func (x xnetH2) Drain() {}
-func (x xnetH2) Close() { _ = x.tc.Close() }

@@ -30,13 +30,21 @@ type Config struct {
 	// PrefaceTimeout bounds the arrival of the client preface and its first
 	// SETTINGS frame. 0 means 10s.
 	PrefaceTimeout time.Duration
-	// MalformedField reports request fields that make a request malformed
-	// (RFC 9113 §8.2.2), in addition to the connection-specific fields the
-	// RFC names, which the engine always refuses. It gets the name as on the
-	// wire (lower case; pseudo-header fields are not passed) and the value;
-	// true answers RST_STREAM(PROTOCOL_ERROR) and the request never reaches
-	// the handler. It must be safe for concurrent use. nil: no extra check.
+	// MalformedField reports request fields that make a request malformed:
+	// the connection-specific fields of RFC 9113 §8.2.2 and TE other than
+	// "trailers" (hoplite passes translate.MalformedField, which holds the
+	// project's one list of them). It gets the name as on the wire (lower
+	// case; pseudo-header fields are not passed) and the value; true
+	// answers RST_STREAM(PROTOCOL_ERROR) and the request never reaches the
+	// handler. The same check keeps such fields out of responses, which
+	// must not carry them either (§8.2.2). It must be safe for concurrent
+	// use. nil: no check.
 	MalformedField func(name, value string) bool
+	// EnableConnectProtocol advertises SETTINGS_ENABLE_CONNECT_PROTOCOL
+	// (RFC 8441) and accepts extended CONNECT requests; their :protocol
+	// reaches the handler as the request field ":protocol". false: a
+	// request with :protocol is malformed.
+	EnableConnectProtocol bool
 	// FloodWindow is the window over which the flood limits count. 0 means
 	// 10s.
 	FloodWindow time.Duration

@@ -1,7 +1,7 @@
 package h2
 
 import (
-	"bufio"
+	"io"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -52,7 +52,7 @@ func (c *floodCount) hit(window time.Duration) bool {
 //
 // Used on the Serve goroutine only.
 type frameCounter struct {
-	r       *bufio.Reader
+	r       io.Reader
 	window  time.Duration
 	resets  floodCount
 	control floodCount

@@ -1,0 +1,283 @@
+package h2
+
+import (
+	"golang.org/x/net/http2"
+)
+
+// processFrame handles one frame from the client, on Serve's goroutine. It
+// returns a ConnectionError to end the connection, a StreamError to reset
+// one stream, or nil.
+func (c *Conn) processFrame(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		return c.processHeaders(f)
+	case *http2.DataFrame:
+		return c.processData(f)
+	case *http2.SettingsFrame:
+		if f.IsAck() {
+			return nil
+		}
+		return c.processSettings(f)
+	case *http2.PingFrame:
+		return c.processPing(f)
+	case *http2.WindowUpdateFrame:
+		return c.processWindowUpdate(f)
+	case *http2.RSTStreamFrame:
+		return c.processReset(f)
+	case *http2.PriorityFrame:
+		// Priority signals are accepted and ignored (RFC 9113 §5.3.2), but
+		// a stream cannot depend on itself (§5.3.1).
+		if f.StreamDep == f.StreamID {
+			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
+		}
+		return nil
+	case *http2.GoAwayFrame:
+		c.mu.Lock()
+		c.goAway = goAwayClient
+		c.mu.Unlock()
+		return nil
+	case *http2.PushPromiseFrame:
+		// A client cannot push (§8.4).
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	case *http2.ContinuationFrame:
+		// The Framer merges CONTINUATION into its HEADERS and refuses one
+		// out of place; one reaching here is out of place all the same.
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	// Unknown frame types are ignored (§5.5); the flood counter bounds them.
+	return nil
+}
+
+// processSettings applies the client's settings in order, so that with an
+// identifier given twice the last value wins (§6.5.3), and acknowledges
+// them.
+func (c *Conn) processSettings(f *http2.SettingsFrame) error {
+	c.mu.Lock()
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		switch s.ID {
+		case http2.SettingInitialWindowSize:
+			// §6.9.2: the change applies to every open stream's send
+			// window, which may go negative; one past 2^31-1 is a
+			// FLOW_CONTROL_ERROR.
+			delta := int64(s.Val) - c.peerInitial
+			c.peerInitial = int64(s.Val)
+			for _, st := range c.streams {
+				st.sendWindow += delta
+				if st.sendWindow > maxWindow {
+					return http2.ConnectionError(http2.ErrCodeFlowControl)
+				}
+				st.cond.Broadcast()
+			}
+		case http2.SettingMaxFrameSize:
+			c.peerMaxFrame = int(s.Val)
+		case http2.SettingHeaderTableSize:
+			// The encoder's table follows the client's limit; changing it
+			// is the encoder's (under wmu), applied in the next block.
+			c.wmu.Lock()
+			c.enc.SetMaxDynamicTableSizeLimit(s.Val)
+			c.wmu.Unlock()
+		}
+		return nil
+	})
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	c.writeFrame(func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
+	return nil
+}
+
+func (c *Conn) processPing(f *http2.PingFrame) error {
+	if f.StreamID != 0 {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if f.IsAck() {
+		if f.Data == drainPing {
+			c.finalGoAway()
+		}
+		return nil
+	}
+	data := f.Data
+	c.writeFrame(func(fr *http2.Framer) error { return fr.WritePing(true, data) })
+	return nil
+}
+
+func (c *Conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f.StreamID == 0 {
+		c.sendWindow += int64(f.Increment)
+		if c.sendWindow > maxWindow {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		for _, st := range c.streams {
+			st.cond.Broadcast()
+		}
+		return nil
+	}
+	st := c.streams[f.StreamID]
+	if st == nil {
+		if c.idle(f.StreamID) {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		return nil // closed: a WINDOW_UPDATE may cross our END_STREAM (§5.1)
+	}
+	st.sendWindow += int64(f.Increment)
+	if st.sendWindow > maxWindow {
+		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
+	}
+	st.cond.Broadcast()
+	return nil
+}
+
+func (c *Conn) processReset(f *http2.RSTStreamFrame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.streams[f.StreamID]
+	if st == nil {
+		if c.idle(f.StreamID) {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		return nil
+	}
+	st.abort(errStreamReset)
+	c.closeStream(st)
+	return nil
+}
+
+// idle reports whether id names a stream the client has not opened yet
+// (§5.1: the "idle" state). Even ids are the server's, which never opens
+// one. Called with c.mu held.
+func (c *Conn) idle(id uint32) bool {
+	return id%2 == 0 || id > c.maxClientID
+}
+
+// processData takes a DATA frame's payload into its stream's body buffer,
+// under both flow-control windows (§6.9).
+func (c *Conn) processData(f *http2.DataFrame) error {
+	id := f.StreamID
+	data := f.Data()
+	// The whole frame counts against the windows, padding included
+	// (§6.9.1); padding is given back at once.
+	length := int(f.Length)
+	if len(data) == 0 && !f.StreamEnded() && c.flood.empty.hit(c.cfg.FloodWindow) {
+		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+	}
+	c.mu.Lock()
+	if int64(length) > c.recvWindow {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	c.recvWindow -= int64(length)
+	st := c.streams[id]
+	if st == nil || st.remoteClosed {
+		idle := st == nil && c.idle(id)
+		// Closed streams still count against the connection's window,
+		// which is returned at once (the stream's data is discarded).
+		c.returnConn(length)
+		c.mu.Unlock()
+		if idle {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+	}
+	if int64(length) > st.recvWindow {
+		c.returnConn(length)
+		c.mu.Unlock()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
+	}
+	st.recvWindow -= int64(length)
+	if pad := length - len(data); pad > 0 {
+		c.returnConn(pad)
+		st.returnStream(pad)
+	}
+	if err := st.receive(data, f.StreamEnded()); err != nil {
+		c.returnConn(len(data))
+		c.mu.Unlock()
+		return err
+	}
+	c.mu.Unlock()
+	c.flushWindowUpdates()
+	return nil
+}
+
+// processHeaders opens a stream for a request, or takes a request's
+// trailers (§8.1).
+func (c *Conn) processHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if id%2 == 0 {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	c.mu.Lock()
+	if st := c.streams[id]; st != nil {
+		defer c.mu.Unlock()
+		if st.remoteClosed {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+		}
+		return st.receiveTrailers(f)
+	}
+	if id <= c.maxClientID {
+		// A stream id must grow (§5.1.1); an old one is closed.
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	c.maxClientID = id
+	if c.goAway == goAwayFinal || c.closing {
+		// Above the last stream id of our GOAWAY: ignored (§6.8).
+		c.mu.Unlock()
+		return nil
+	}
+	if uint32(len(c.streams)) >= c.cfg.MaxConcurrentStreams {
+		c.mu.Unlock()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
+	}
+	c.mu.Unlock()
+
+	if f.Truncated {
+		// The decoded list passed SETTINGS_MAX_HEADER_LIST_SIZE (§6.5.2):
+		// answered here, the fields were never kept.
+		c.writeTooLarge(id, f.StreamEnded())
+		return nil
+	}
+	st := c.newStream(id)
+	if err := st.buildRequest(f); err != nil {
+		c.freeStream(st)
+		return err
+	}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		c.freeStream(st)
+		return nil
+	}
+	c.streams[id] = st
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
+	c.mu.Unlock()
+	c.handlers.Add(1)
+	goWork(st.serve)
+	return nil
+}
+
+// resetStream sends RST_STREAM for a stream error and closes the stream
+// here. It reports whether the client has now caused more stream errors
+// than the flood limit allows (every reset costs a frame and, often, a
+// decoded header block: CVE-2019-9514).
+func (c *Conn) resetStream(id uint32, code http2.ErrCode) bool {
+	c.mu.Lock()
+	st := c.streams[id]
+	if st != nil {
+		st.abort(errStreamReset)
+		c.closeStream(st)
+	}
+	c.mu.Unlock()
+	c.writeStreamFrame(st, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, code) }, true)
+	return code != http2.ErrCodeNo && c.flood.resets.hit(c.cfg.FloodWindow)
+}
