@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Conn serves one downstream HTTP/1.x connection.
@@ -355,6 +357,12 @@ func (c *Conn) buildRequest(head []byte) (*http.Request, *headError) {
 		}
 	}
 	req.Host = c.url.Host
+	if req.Host != "" && !httpguts.ValidHostHeader(req.Host) {
+		// RFC 9112 §3.2.2: the authority of an absolute-form (or
+		// authority-form) target replaces Host, so it must pass as one;
+		// url.ParseRequestURI lets through bytes the Host check refuses.
+		return nil, refuse("malformed authority in request-target")
+	}
 	if req.Host == "" && h.host >= 0 {
 		req.Host = c.str(h.fields[h.host].value)
 	}

@@ -136,6 +136,8 @@ var refusalCases = []refusalCase{
 	{"absolute-form-no-authority", "GET http:///p HTTP/1.1\r\nHost: x\r\n\r\n", refused, 0},
 	{"absolute-form-empty", "GET http:// HTTP/1.1\r\nHost: x\r\n\r\n", refused, 0},
 	{"absolute-form-no-slashes", "GET http:x/p HTTP/1.1\r\nHost: x\r\n\r\n", refused, 0},
+	{"absolute-form-bad-authority", "GET http://a\"b/p HTTP/1.1\r\nHost: x\r\n\r\n", refused, 0},
+	{"connect-bad-authority", "CONNECT a\"b:443 HTTP/1.1\r\nHost: x\r\n\r\n", refused, 0},
 	{"absolute-form-bad-scheme", "GET 1http://x/p HTTP/1.1\r\nHost: x\r\n\r\n", refused, 0},
 	// RFC 9112 §3.2.3, §3.2.4: authority-form for CONNECT only,
 	// asterisk-form for OPTIONS only.
