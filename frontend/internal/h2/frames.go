@@ -247,13 +247,11 @@ func (c *Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	st := c.newStream(id)
 	if err := st.buildRequest(f); err != nil {
-		c.freeStream(st)
 		return err
 	}
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
-		c.freeStream(st)
 		return nil
 	}
 	c.streams[id] = st

@@ -24,7 +24,7 @@ import (
 // Used by the handler's goroutine only.
 type responseWriter struct {
 	st        *stream
-	header    http.Header // reused with the stream
+	header    http.Header
 	head      bool        // a HEAD request: no content
 	status    int         // 0 until WriteHeader
 	committed bool        // HEADERS sent
@@ -37,11 +37,7 @@ type responseWriter struct {
 const bodyHold = 4 << 10
 
 func (w *responseWriter) reset(st *stream, head bool) {
-	h, hold := w.header, w.hold[:0]
-	if h == nil {
-		h = make(http.Header)
-	}
-	*w = responseWriter{st: st, header: h, head: head, hold: hold}
+	*w = responseWriter{st: st, header: make(http.Header), head: head}
 }
 
 func (w *responseWriter) Header() http.Header { return w.header }

@@ -53,12 +53,12 @@ var (
 	errBodyTooLong = errors.New("h2: request body longer than its Content-Length")
 )
 
-var streamPool = sync.Pool{New: func() any { return new(stream) }}
-
-// newStream takes a stream from the pool, ready for id.
+// newStream returns a stream for id. Streams are not pooled: a request's
+// body may be closed by the upstream side after the handler has returned
+// (http.RoundTripper may close it late), so the stream must stay valid for
+// as long as anything refers to it.
 func (c *Conn) newStream(id uint32) *stream {
-	st := streamPool.Get().(*stream)
-	st.c, st.id = c, id
+	st := &stream{c: c, id: id}
 	st.cond.L = &c.mu
 	c.mu.Lock()
 	st.sendWindow = c.peerInitial
@@ -66,16 +66,6 @@ func (c *Conn) newStream(id uint32) *stream {
 	st.recvWindow = streamWindow
 	st.declaredLen = -1
 	return st
-}
-
-// freeStream returns st to the pool once nothing refers to it: its handler
-// has returned, or it never started.
-func (c *Conn) freeStream(st *stream) {
-	body, hdr, hold := st.body[:0], st.rw.header, st.rw.hold[:0]
-	clear(hdr)
-	*st = stream{body: body}
-	st.rw.header, st.rw.hold = hdr, hold
-	streamPool.Put(st)
 }
 
 // receive takes one DATA payload. Called with c.mu held.
@@ -311,5 +301,4 @@ func (st *stream) finish() {
 	}
 	st.cancel()
 	c.flushWindowUpdates()
-	c.freeStream(st)
 }
