@@ -213,9 +213,11 @@ func (c *Conn) waitFirstByte() bool {
 func (c *Conn) readHead() (int, *headError) {
 	c.rd.acquire()
 	deadlineSet := false
-	seen := 0
+	line, from := 0, 0
 	for {
-		end, ok, resume := findHeadEnd(c.rd.b[c.rd.r:c.rd.w], seen)
+		var end int
+		var ok bool
+		end, ok, line, from = findHeadEnd(c.rd.b[c.rd.r:c.rd.w], line, from)
 		if ok {
 			// The limit counts the request line and fields, not the
 			// final empty line.
@@ -224,7 +226,6 @@ func (c *Conn) readHead() (int, *headError) {
 			}
 			return end, nil
 		}
-		seen = resume
 		if c.rd.buffered() > c.cfg.maxHeaderBytes+2 {
 			return 0, errHeadTooLarge
 		}

@@ -351,34 +351,38 @@ func cutLine(b []byte) (line, rest []byte, ok bool) {
 	return line, rest, bytes.IndexByte(line, '\r') < 0
 }
 
-// findHeadEnd looks for the empty line ending the head at the start of b,
-// scanning from byte from on (the start of a line: what is before it was
-// scanned already), and returns the length of the head through that
-// line. If the head is not complete yet, resume is where the next scan
-// starts. An empty first line also ends a head: parseHead refuses it
-// (RFC 9112 §2.2 lets a server ignore it; the guard refused it, and so
-// does this engine). So does a CR that does not end a line (§2.2, a bare
-// CR): the head is cut right after it, for parseHead to refuse at once
-// rather than wait for an end that would not parse either.
-func findHeadEnd(b []byte, from int) (n int, ok bool, resume int) {
+// findHeadEnd looks for the empty line ending the head at the start of b
+// and returns the length of the head through that line. line is the
+// start of the line the scan is in, from where it resumes (line <= from;
+// b[line:from] holds no LF and no bare CR): when the head is not
+// complete yet, the next call passes the returned line and from, so that
+// a head arriving a byte at a time is scanned once, not once per byte.
+//
+// An empty first line also ends a head: parseHead refuses it (RFC 9112
+// §2.2 lets a server ignore it; the guard refused it, and so does this
+// engine). So does a CR that does not end a line (§2.2, a bare CR): the
+// head is cut right after it, for parseHead to refuse at once rather than
+// wait for an end that would not parse either.
+func findHeadEnd(b []byte, line, from int) (n int, ok bool, nextLine, nextFrom int) {
 	for {
 		i := bytes.IndexByte(b[from:], '\n')
 		if i < 0 {
 			// No line end yet: a CR followed by anything (it cannot be
-			// LF) is already bare.
+			// LF) is already bare; a CR at the end is judged by the byte
+			// after it, so the next scan starts on it.
 			if k := bytes.IndexByte(b[from:], '\r'); k >= 0 && from+k+1 < len(b) {
-				return from + k + 2, true, 0
+				return from + k + 2, true, 0, 0
 			}
-			return 0, false, from
+			return 0, false, line, max(line, len(b)-1)
 		}
 		j := from + i
 		if k := bytes.IndexByte(b[from:j], '\r'); k >= 0 && from+k != j-1 {
-			return j + 1, true, 0
+			return j + 1, true, 0, 0
 		}
-		if j == 0 || b[j-1] == '\n' || j >= 2 && b[j-1] == '\r' && b[j-2] == '\n' || j == 1 && b[0] == '\r' {
-			return j + 1, true, 0
+		if j == line || j == line+1 && b[line] == '\r' {
+			return j + 1, true, 0, 0 // an empty line
 		}
-		from = j + 1
+		line, from = j+1, j+1
 	}
 }
 
