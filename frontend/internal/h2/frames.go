@@ -276,6 +276,20 @@ func (c *Conn) resetStream(id uint32, code http2.ErrCode) bool {
 		c.closeStream(st)
 	}
 	c.mu.Unlock()
-	c.writeStreamFrame(st, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, code) }, true)
+	c.wmu.Lock()
+	if st != nil {
+		// RST_STREAM may follow our END_STREAM (the client sent on a
+		// stream we had closed), but goes once.
+		if st.rstSent {
+			c.wmu.Unlock()
+			return false
+		}
+		st.rstSent, st.wclosed = true, true
+	}
+	if c.appendLocked(nil, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, code) }, false) != nil {
+		c.wmu.Unlock()
+	} else {
+		c.flushLocked()
+	}
 	return code != http2.ErrCodeNo && c.flood.resets.hit(c.cfg.FloodWindow)
 }

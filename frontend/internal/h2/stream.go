@@ -36,6 +36,7 @@ type stream struct {
 
 	// Guarded by c.wmu:
 	wclosed bool // END_STREAM or RST_STREAM sent: nothing more goes out
+	rstSent bool // RST_STREAM sent
 
 	// The handler's (set by Serve before the handler starts):
 	req    http.Request
