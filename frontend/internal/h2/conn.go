@@ -160,6 +160,10 @@ func (c *Conn) serve() error {
 		c.cfg.Logger.Debug("h2: bad client preface", "remote", c.remote)
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
+	if c.tls != nil && !adequateTLS(c.tls) {
+		c.cfg.Logger.Debug("h2: TLS below RFC 9113 §9.2", "remote", c.remote, "version", c.tls.Version, "cipher", tls.CipherSuiteName(c.tls.CipherSuite))
+		return http2.ConnectionError(http2.ErrCodeInadequateSecurity)
+	}
 	c.writeServerPreface()
 	c.mu.Lock()
 	c.started = true
@@ -422,4 +426,23 @@ func (c *Conn) writeServerPreface() {
 		}
 		return fr.WriteWindowUpdate(0, connWindow-initialWindow)
 	})
+}
+
+// adequateTLS: HTTP/2 needs TLS 1.2 or later (RFC 9113 §9.2.1) and, on
+// TLS 1.2, an ephemeral key exchange and an AEAD cipher (§9.2.2: Appendix A
+// prohibits the rest). TLS 1.3 suites all qualify.
+func adequateTLS(cs *tls.ConnectionState) bool {
+	switch {
+	case cs.Version >= tls.VersionTLS13:
+		return true
+	case cs.Version < tls.VersionTLS12:
+		return false
+	}
+	switch cs.CipherSuite {
+	case tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256:
+		return true
+	}
+	return false
 }

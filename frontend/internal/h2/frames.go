@@ -144,8 +144,19 @@ func (c *Conn) processReset(f *http2.RSTStreamFrame) error {
 		return nil
 	}
 	st.abort(errStreamReset)
-	c.closeStream(st)
+	c.closeUnlessRunning(st)
 	return nil
+}
+
+// closeUnlessRunning closes a reset stream, unless its handler is still
+// running: until it returns, the stream counts against
+// SETTINGS_MAX_CONCURRENT_STREAMS, so that resetting streams cannot run
+// more handlers at once than the limit (rapid reset, CVE-2023-44487); its
+// finish closes it. Called with c.mu held.
+func (c *Conn) closeUnlessRunning(st *stream) {
+	if !st.running {
+		c.closeStream(st)
+	}
 }
 
 // idle reports whether id names a stream the client has not opened yet
@@ -173,6 +184,18 @@ func (c *Conn) processData(f *http2.DataFrame) error {
 	}
 	c.recvWindow -= int64(length)
 	st := c.streams[id]
+	if st != nil && st.err != nil {
+		// Reset, its handler still running: the data is discarded.
+		// After our RST_STREAM, frames in flight are ignored (§5.1).
+		c.returnConn(length)
+		sent := st.rstSent
+		c.mu.Unlock()
+		if sent {
+			c.flushWindowUpdates()
+			return nil
+		}
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+	}
 	if st == nil || st.remoteClosed {
 		idle := st == nil && c.idle(id)
 		// Closed streams still count against the connection's window,
@@ -217,6 +240,10 @@ func (c *Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	c.mu.Lock()
 	if st := c.streams[id]; st != nil {
 		defer c.mu.Unlock()
+		if st.err != nil {
+			// Reset: closed as far as the client is concerned (§5.1).
+			return http2.ConnectionError(http2.ErrCodeStreamClosed)
+		}
 		if st.remoteClosed {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 		}
@@ -255,6 +282,7 @@ func (c *Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	c.streams[id] = st
+	st.running = true
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
 	}
@@ -273,7 +301,7 @@ func (c *Conn) resetStream(id uint32, code http2.ErrCode) bool {
 	st := c.streams[id]
 	if st != nil {
 		st.abort(errStreamReset)
-		c.closeStream(st)
+		c.closeUnlessRunning(st)
 	}
 	c.mu.Unlock()
 	c.wmu.Lock()

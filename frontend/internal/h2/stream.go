@@ -27,6 +27,7 @@ type stream struct {
 	bodyClosed   bool      // the handler closed the body: DATA is discarded
 	localClosed  bool      // the handler returned and the response ended
 	gone         bool      // left c.streams
+	running      bool      // the handler has not returned
 	err          error     // why the stream ended early; reads and writes fail with it
 	body         []byte    // received DATA, not yet read by the handler
 	bodyOff      int       // read offset in body
@@ -290,6 +291,7 @@ func (st *stream) finish() {
 	c := st.c
 	c.mu.Lock()
 	st.localClosed = true
+	st.running = false
 	stillSending := !st.remoteClosed && st.err == nil
 	if st.remoteClosed || st.err != nil {
 		c.closeStream(st)
