@@ -69,12 +69,12 @@ type Conn struct {
 
 	wmu sync.Mutex
 	// Guarded by wmu:
-	wcond     sync.Cond   // on wmu: the buffer drained, or writing failed
-	wbuf      []byte      // frames waiting for write(2)
-	spare     []byte      // the other buffer, written out last time
-	flushing  bool        // a goroutine is in write(2) with the other buffer
-	werr      error       // the first write error; every later write fails
-	lastData  int         // offset in wbuf of its last frame when that is DATA, else -1
+	wcond     sync.Cond // on wmu: the buffer drained, or writing failed
+	wbuf      []byte    // frames waiting for write(2)
+	spare     []byte    // the other buffer, written out last time
+	flushing  bool      // a goroutine is in write(2) with the other buffer
+	werr      error     // the first write error; every later write fails
+	lastData  int       // offset in wbuf of its last frame when that is DATA, else -1
 	enc       *hpack.Encoder
 	encBuf    encodeBuffer // the encoder's output, one header block
 	lowerResp lowerCache   // response field names, lower case

@@ -25,12 +25,12 @@ import (
 type responseWriter struct {
 	st        *stream
 	header    http.Header
-	head      bool        // a HEAD request: no content
-	status    int         // 0 until WriteHeader
-	committed bool        // HEADERS sent
-	hold      []byte      // content held before the HEADERS go
-	trailers  []string    // declared by the Trailer field at commit
-	err       error       // the first write failure
+	head      bool     // a HEAD request: no content
+	status    int      // 0 until WriteHeader
+	committed bool     // HEADERS sent
+	hold      []byte   // content held before the HEADERS go
+	trailers  []string // declared by the Trailer field at commit
+	err       error    // the first write failure
 }
 
 // bodyHold is how much content may wait for the HEADERS.
