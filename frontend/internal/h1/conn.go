@@ -371,6 +371,10 @@ func (c *Conn) buildRequest(head []byte) (*http.Request, *headError) {
 	case h.chunked:
 		req.ContentLength = -1
 		req.TransferEncoding = chunkedTE
+		// As net/http: the framing is in TransferEncoding; the field
+		// would only be forwarded by mistake (RFC 9110 §7.6.1, hop by
+		// hop).
+		delete(req.Header, "Transfer-Encoding")
 	case h.contentLength > 0:
 		req.ContentLength = h.contentLength
 	}

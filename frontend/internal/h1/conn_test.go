@@ -419,3 +419,44 @@ func TestReadHeaderTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestUnreadBody: a body the handler leaves is read by the engine up to
+// maxDrain and the connection kept; beyond that, the connection closes
+// (the response says so).
+func TestUnreadBody(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) })
+	t.Run("small", func(t *testing.T) {
+		tc := serveTCP(t, h, nil, nil)
+		tc.send(t, "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"+
+			"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"+
+			"GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+		for _, want := range []string{"/a", "/b", "/c"} {
+			if resp, body := tc.read(t, "GET"); body != want || resp.Close {
+				t.Errorf("%q close=%v, want %q kept", body, resp.Close, want)
+			}
+		}
+	})
+	t.Run("large", func(t *testing.T) {
+		tc := serveTCP(t, h, nil, nil)
+		tc.send(t, fmt.Sprintf("POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", maxDrain+1))
+		if resp, body := tc.read(t, "POST"); body != "/big" || !resp.Close {
+			t.Errorf("%q close=%v, want /big with close", body, resp.Close)
+		}
+		tc.expectEOF(t)
+	})
+}
+
+// TestClose: Close during a handler cancels the request's context and
+// ends Serve.
+func TestClose(t *testing.T) {
+	entered := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-r.Context().Done()
+	})
+	tc := serveTCP(t, h, nil, nil)
+	tc.send(t, get11)
+	<-entered
+	tc.sc.Close()
+	tc.expectEOF(t)
+}

@@ -94,6 +94,16 @@ func (w *response) WriteHeader(code int) {
 	w.status, w.wroteHeader = code, true
 	if code == http.StatusNoContent || code == http.StatusNotModified {
 		w.bodyAllowed = false
+		return
+	}
+	if v := w.header["Content-Length"]; len(v) == 1 {
+		// Known now, so that Write refuses bytes beyond it
+		// (http.ErrContentLength, as net/http) rather than send a
+		// response that lies about its length; commit reads the
+		// field again.
+		if n, ok := parseLength([]byte(v[0])); ok {
+			w.cl = n
+		}
 	}
 }
 
@@ -277,6 +287,11 @@ func (w *response) commit(final bool) {
 		// The handler declared less than it wrote before commit.
 		w.wb = w.wb[:0]
 		pending = 0
+		c.closeAfter = true
+	}
+	if final && w.cl > w.written && w.bodyAllowed && !w.headOnly {
+		// The whole body is shorter than its declared length: the close
+		// ends it (RFC 9112 §8), and the head can say so.
 		c.closeAfter = true
 	}
 	closing := c.closeAfter || req.Close || c.draining.Load() || hasToken(h["Connection"], "close") ||
