@@ -145,6 +145,11 @@ func (c *Conn) processReset(f *http2.RSTStreamFrame) error {
 	}
 	st.abort(errStreamReset)
 	c.closeUnlessRunning(st)
+	// Nothing more goes out on the stream, not even our own RST_STREAM
+	// (§5.1: closed). Lock order: mu, then wmu.
+	c.wmu.Lock()
+	st.wclosed, st.rstSent = true, true
+	c.wmu.Unlock()
 	return nil
 }
 

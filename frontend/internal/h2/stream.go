@@ -37,7 +37,7 @@ type stream struct {
 
 	// Guarded by c.wmu:
 	wclosed bool // END_STREAM or RST_STREAM sent: nothing more goes out
-	rstSent bool // RST_STREAM sent
+	rstSent bool // RST_STREAM sent or received: no RST_STREAM goes out
 
 	// The handler's (set by Serve before the handler starts):
 	req    http.Request

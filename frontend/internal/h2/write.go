@@ -101,16 +101,12 @@ func (c *Conn) flushLocked() {
 		c.wcond.Broadcast()
 	}
 	c.flushing = false
+	if cap(c.spare) > 4*maxBuffered {
+		// A burst grew the buffer: let it go rather than hold it idle.
+		c.spare = nil
+	}
 	c.wcond.Broadcast()
 	c.wmu.Unlock()
-	if len(c.spare) == 0 && cap(c.spare) > 4*maxBuffered {
-		// A burst grew the buffer: let it go rather than hold it idle.
-		c.wmu.Lock()
-		if !c.flushing {
-			c.spare = nil
-		}
-		c.wmu.Unlock()
-	}
 }
 
 // flushAndWait returns once every frame appended so far has been written
