@@ -27,7 +27,7 @@ func TestResponseFraming(t *testing.T) {
 		te      []string
 		trailer map[string]string
 		closed  bool
-		noCL    bool // no Content-Length field at all (204, 304)
+		noCL    bool  // no Content-Length field at all (204, 304)
 		wantErr error // what the handler's last Write returned
 	}{
 		{name: "whole body gets a length", req: get11,
@@ -116,12 +116,17 @@ func TestResponseFraming(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var lastErr error
+			// The handler's last Write error, passed on when it returns
+			// (a channel, not the response's bytes, orders the two
+			// goroutines for the race detector).
+			lastErrc := make(chan error, 1)
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.URL.Path == "/next" {
 					io.WriteString(w, "next")
 					return
 				}
+				var lastErr error
+				defer func() { lastErrc <- lastErr }()
 				rec := &errRecorder{ResponseWriter: w, err: &lastErr}
 				tt.h(rec, r)
 			})
@@ -150,7 +155,7 @@ func TestResponseFraming(t *testing.T) {
 					t.Errorf("trailer %s %q, want %q (trailers %v)", k, got, v, resp.Trailer)
 				}
 			}
-			if !errors.Is(lastErr, tt.wantErr) {
+			if lastErr := <-lastErrc; !errors.Is(lastErr, tt.wantErr) {
 				t.Errorf("handler's Write: %v, want %v", lastErr, tt.wantErr)
 			}
 			if tt.closed {
