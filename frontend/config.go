@@ -69,17 +69,19 @@ func normalize(cfg Config) (Config, error) {
 	if cfg.MaxHeaderBytes < 0 {
 		return cfg, fmt.Errorf("frontend: Config.MaxHeaderBytes %d is negative", cfg.MaxHeaderBytes)
 	}
-	// x/net/http2 silently replaces an out-of-range MaxReadFrameSize with its
-	// own default; refuse it instead so the setting on the wire is the one
-	// configured.
 	if cfg.H2FloodWindow < 0 {
 		return cfg, fmt.Errorf("frontend: Config.H2FloodWindow %v is negative", cfg.H2FloodWindow)
 	}
+	// An out-of-range frame size is refused rather than clamped, so that
+	// the setting on the wire is the one configured.
 	if f := cfg.MaxReadFrameSize; f != 0 && (f < minFrameSize || f > maxFrameSize) {
 		return cfg, fmt.Errorf("frontend: Config.MaxReadFrameSize %d is outside [%d, %d] (RFC 9113 §6.5.2)",
 			f, minFrameSize, maxFrameSize)
 	}
 
+	if err := checkHTTP2Ciphers(cfg.TLSConfig); err != nil {
+		return cfg, err
+	}
 	if cfg.ReadHeaderTimeout == 0 {
 		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
@@ -159,4 +161,19 @@ func tcpNextProtos(in []string) []string {
 		}
 	}
 	return append(out, alpnHTTP2, alpnHTTP11)
+}
+
+// checkHTTP2Ciphers refuses a TLS 1.2 cipher suite list without
+// TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or its ECDSA twin: every HTTP/2
+// client may insist on it (RFC 9113 §9.2.2), and without it such clients
+// get INADEQUATE_SECURITY. TLS 1.3 suites are not configurable in Go.
+func checkHTTP2Ciphers(c *tls.Config) error {
+	if c == nil || c.CipherSuites == nil || c.MinVersion >= tls.VersionTLS13 {
+		return nil
+	}
+	if slices.Contains(c.CipherSuites, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) ||
+		slices.Contains(c.CipherSuites, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256) {
+		return nil
+	}
+	return errors.New("frontend: configure HTTP/2: Config.TLSConfig.CipherSuites lacks TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 and TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, one of which RFC 9113 §9.2.2 requires")
 }

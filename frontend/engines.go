@@ -129,3 +129,13 @@ func (e *engines) serveTLS(sc *acceptedConn, tc *tls.Conn, h http.Handler, s *Se
 		_ = tc.Close()
 	}
 }
+
+// looksLikeHTTP reports whether the first five bytes of a "TLS record"
+// are the start of a plain HTTP/1.x request.
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
+}

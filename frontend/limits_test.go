@@ -451,8 +451,8 @@ func TestLimitDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.tcpLim != nil || s.plainLim != nil || s.quicLim != nil || s.h2.WriteByteTimeout != 0 {
-		t.Errorf("limits off, yet limiters %v %v %v, WriteByteTimeout %v", s.tcpLim, s.plainLim, s.quicLim, s.h2.WriteByteTimeout)
+	if s.tcpLim != nil || s.plainLim != nil || s.quicLim != nil || s.eng.h2.MaxResets != -1 || s.eng.h2.MaxControlFrames != -1 || s.eng.h2.MaxEmptyFrames != -1 {
+		t.Errorf("limits off, yet limiters %v %v %v, HTTP/2 flood limits %+v", s.tcpLim, s.plainLim, s.quicLim, s.eng.h2)
 	}
 	bad := base
 	bad.H2FloodWindow = -time.Second

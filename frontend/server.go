@@ -13,14 +13,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
-	"golang.org/x/net/http2"
 )
 
 // Config configures a Server. Zero values select the documented defaults.
@@ -139,17 +137,15 @@ type Server struct {
 	cfg     Config // normalized
 	handler http.Handler
 	log     *slog.Logger
-	https   *http.Server  // TLS listener: HTTP/1.1, and HTTP/2 via x/net (h2.go)
-	h2      *http2.Server // kept for its settings; serves through https.TLSNextProto
+	tlsConf *tls.Config   // TCP listener: ALPN h2 and http/1.1 (tcpTLSConfig)
+	eng     *engines      // hoplite's own HTTP/1.x and HTTP/2 engines (engines.go)
 	h3      *http3.Server // nil when cfg.DisableHTTP3
 	h3TLS   *tls.Config   // nil when cfg.DisableHTTP3
 	h3Conns quicConns     // connections served by h3
-	plain   *http.Server  // nil when cfg.PlainAddr == ""
-	// eng, when set, serves the TCP listeners on hoplite's own engines
-	// (engines.go) in place of net/http and x/net (HOPLITE_ENGINE=own,
-	// while both exist).
-	eng        *engines
-	onShutdown []func() // with eng: RegisterOnShutdown's hooks
+	// Set by Start, read-only after: the handlers of the TCP listeners.
+	tcpHandler   http.Handler
+	plainHandler http.Handler // nil when cfg.PlainAddr == ""
+	onShutdown   []func()     // RegisterOnShutdown's hooks; before Start only
 	// Per-address connection counts (limits.go); nil without a limit.
 	tcpLim   *ipLimiter
 	plainLim *ipLimiter
@@ -196,18 +192,12 @@ func New(cfg Config, h http.Handler) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	errLog := serverErrorLog(cfg.Logger)
-	https := newHTTP1Server(cfg, errLog)
-	h2, err := configureHTTP2(https, cfg)
-	if err != nil {
-		return nil, err
-	}
 	s := &Server{
 		cfg:           cfg,
 		handler:       h,
 		log:           cfg.Logger,
-		https:         https,
-		h2:            h2,
+		tlsConf:       cfg.TLSConfig, // with h2 and http/1.1 (normalize)
+		eng:           newEngines(cfg),
 		acceptStopped: make(chan struct{}),
 		h3LoopDone:    make(chan struct{}),
 	}
@@ -219,15 +209,9 @@ func New(cfg Config, h http.Handler) (*Server, error) {
 			s.quicLim = newQUICLimiter(cfg.MaxConnsPerIP)
 		}
 	}
-	if os.Getenv("HOPLITE_ENGINE") == "own" {
-		s.eng = newEngines(cfg)
-	}
 	if !cfg.DisableHTTP3 {
 		s.h3 = newHTTP3Server(cfg, h, &s.h3Conns)
-		s.h3TLS = h3TLSConfig(https.TLSConfig)
-	}
-	if cfg.PlainAddr != "" {
-		s.plain = newPlainServer(cfg, errLog)
+		s.h3TLS = h3TLSConfig(s.tlsConf)
 	}
 	return s, nil
 }
@@ -249,7 +233,7 @@ func (s *Server) Start() error {
 	if err := s.bind(); err != nil {
 		return err
 	}
-	if s.plain != nil {
+	if s.cfg.PlainAddr != "" {
 		ln, err := net.Listen("tcp", s.cfg.PlainAddr)
 		if err != nil {
 			s.closeSockets()
@@ -260,15 +244,12 @@ func (s *Server) Start() error {
 
 	tlsPort := s.tcpLn.Addr().(*net.TCPAddr).Port
 	tcpHandler := s.handler
-	if s.eng == nil {
-		tcpHandler = newPersistence(s.handler, s.cfg)
-	}
 	if s.h3 != nil {
 		// The UDP port equals the TCP port (bind), so Alt-Svc names it.
 		tcpHandler = altSvcHandler{next: tcpHandler, value: []string{altSvcValue(tlsPort)}}
 	}
-	s.https.Handler = tcpHandler
-	if s.plain != nil {
+	s.tcpHandler = tcpHandler
+	if s.cfg.PlainAddr != "" {
 		h := s.cfg.PlainHandler
 		if h == nil {
 			h = redirectHandler(tlsPort)
@@ -279,20 +260,15 @@ func (s *Server) Start() error {
 				return errors.New("frontend: Config.PlainMiddleware returned a nil handler")
 			}
 		}
-		s.plain.Handler = h
+		s.plainHandler = h
 	}
 
 	var loops sync.WaitGroup
 	// Per-address limit and write-stall deadline below TLS (limits.go).
 	limited := &limitListener{Listener: s.tcpLn, lim: s.tcpLim, stall: s.cfg.WriteStallTimeout}
-	if s.eng != nil {
-		loops.Go(func() {
-			s.logServeErr("https", s.tcpLn.Addr(), s.eng.acceptLoop(limited, s.https.TLSConfig, tcpHandler, s))
-		})
-	} else {
-		tlsLn := tls.NewListener(limited, s.https.TLSConfig)
-		loops.Go(func() { s.logServeErr("https", s.tcpLn.Addr(), serveTLS(s.https, tlsLn, s.cfg.MaxHeaderBytes)) }) // h1guard.go
-	}
+	loops.Go(func() {
+		s.logServeErr("https", s.tcpLn.Addr(), s.eng.acceptLoop(limited, s.tlsConf, tcpHandler, s))
+	})
 	if s.h3 != nil {
 		qln, addr := s.qln, s.udp.LocalAddr()
 		loops.Go(func() {
@@ -302,13 +278,9 @@ func (s *Server) Start() error {
 	} else {
 		close(s.h3LoopDone)
 	}
-	if s.plain != nil {
+	if s.plainLn != nil {
 		ln := &limitListener{Listener: s.plainLn, lim: s.plainLim, stall: s.cfg.WriteStallTimeout}
-		if s.eng != nil {
-			loops.Go(func() { s.logServeErr("http", ln.Addr(), s.eng.acceptLoop(ln, nil, s.plain.Handler, s)) })
-		} else {
-			loops.Go(func() { s.logServeErr("http", ln.Addr(), s.plain.Serve(guardListener{ln, s.cfg.MaxHeaderBytes})) })
-		}
+		loops.Go(func() { s.logServeErr("http", ln.Addr(), s.eng.acceptLoop(ln, nil, s.plainHandler, s)) })
 	}
 	go func() {
 		loops.Wait()
@@ -417,18 +389,13 @@ func (s *Server) PlainAddr() net.Addr {
 }
 
 // RegisterOnShutdown registers f to be called, in its own goroutine, when
-// Shutdown begins draining. Connections net/http no longer tracks (hijacked
-// HTTP/1.1 upgrades such as WebSockets) and long-lived HTTP/2 and HTTP/3
-// streams (extended CONNECT) do not end by themselves; whoever owns them
-// uses f to close them. Call it before Start.
+// Shutdown begins draining. Long-lived exchanges (upgraded HTTP/1.1
+// connections such as WebSockets, HTTP/2 and HTTP/3 extended CONNECT
+// streams) do not end by themselves; whoever owns them uses f to close
+// them. The hooks run once; a forced close does not run them. Call it
+// before Start.
 func (s *Server) RegisterOnShutdown(f func()) {
-	// net/http runs these hooks once, at the start of Shutdown, next to
-	// x/net's GOAWAY hook. A forced close does not run them.
-	if s.eng != nil {
-		s.onShutdown = append(s.onShutdown, f)
-		return
-	}
-	s.https.RegisterOnShutdown(f)
+	s.onShutdown = append(s.onShutdown, f)
 }
 
 // Shutdown drains gracefully: it stops accepting, lets in-flight requests
@@ -476,32 +443,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) drain(ctx context.Context) {
 	defer close(s.drainDone)
 	var wg sync.WaitGroup
-	var errHTTPS, errPlain, errH3 error
-	// http.Server.Shutdown: sets inShutdown (later HTTP/1.1 responses get
-	// "Connection: close"), closes the listener, runs the RegisterOnShutdown
-	// hooks (x/net's: GOAWAY on every HTTP/2 connection), closes idle
-	// connections and waits until the rest have closed.
-	if s.eng != nil {
-		wg.Go(func() { errHTTPS = s.drainEngines(ctx) })
-		// x/net's GOAWAY hook, for the interim HTTP/2 (engines.go).
-		wg.Go(func() { _ = s.https.Shutdown(ctx) })
-	} else {
-		wg.Go(func() { errHTTPS = s.https.Shutdown(ctx) })
-		if s.plain != nil {
-			wg.Go(func() { errPlain = s.plain.Shutdown(ctx) })
-		}
-	}
+	var errTCP, errH3 error
+	wg.Go(func() { errTCP = s.drainEngines(ctx) })
 	if s.h3 != nil {
 		wg.Go(func() { errH3 = s.drainHTTP3(ctx) })
 	}
 	wg.Wait()
-	// If Shutdown won the race against a serve goroutine that had not yet
-	// called Serve, net/http never tracked the listener and so never closed
-	// it: close the listeners here (a second Close is harmless).
-	_ = s.tcpLn.Close()
-	if s.plainLn != nil {
-		_ = s.plainLn.Close()
-	}
 	select {
 	case <-s.acceptStopped:
 	case <-ctx.Done():
@@ -513,11 +460,8 @@ func (s *Server) drain(ctx context.Context) {
 		return
 	}
 	var errs []error
-	if errHTTPS != nil {
-		errs = append(errs, fmt.Errorf("frontend: shutdown https: %w", errHTTPS))
-	}
-	if errPlain != nil {
-		errs = append(errs, fmt.Errorf("frontend: shutdown http: %w", errPlain))
+	if errTCP != nil {
+		errs = append(errs, fmt.Errorf("frontend: shutdown tcp: %w", errTCP))
 	}
 	if errH3 != nil {
 		errs = append(errs, fmt.Errorf("frontend: shutdown http3: %w", errH3))
@@ -597,17 +541,11 @@ func (s *Server) forceClose() {
 			_ = s.qln.Close()
 			s.h3Conns.closeAll()
 		}
-		if s.eng != nil {
-			_ = s.tcpLn.Close()
-			if s.plainLn != nil {
-				_ = s.plainLn.Close()
-			}
-			s.eng.set.closeAll()
+		_ = s.tcpLn.Close()
+		if s.plainLn != nil {
+			_ = s.plainLn.Close()
 		}
-		_ = s.https.Close()
-		if s.plain != nil {
-			_ = s.plain.Close()
-		}
+		s.eng.set.closeAll()
 		// Wakes drain; http3.Server.Shutdown falls back to its Close.
 		s.forceCancel()
 		if s.h3 != nil {

@@ -162,17 +162,14 @@ func TestDefaults(t *testing.T) {
 				s.cfg.MaxConcurrentStreams != c.streams || s.cfg.MaxReadFrameSize != c.fsiz {
 				t.Errorf("normalized config %+v", s.cfg)
 			}
-			// HTTP/1.1
-			if s.https.ReadHeaderTimeout != c.rht || s.https.IdleTimeout != c.idle || s.https.MaxHeaderBytes != c.mhb {
-				t.Errorf("http.Server: ReadHeaderTimeout %v IdleTimeout %v MaxHeaderBytes %d",
-					s.https.ReadHeaderTimeout, s.https.IdleTimeout, s.https.MaxHeaderBytes)
+			// HTTP/1.1 and HTTP/2: the engines' configurations.
+			h1c, h2c := s.eng.h1TLS, s.eng.h2
+			if h1c.ReadHeaderTimeout != c.rht || h1c.IdleTimeout != c.idle || h1c.MaxHeaderBytes != c.mhb {
+				t.Errorf("h1.Config %+v", h1c)
 			}
-			if s.https.ReadTimeout != 0 || s.https.WriteTimeout != 0 {
-				t.Errorf("ReadTimeout/WriteTimeout set; a proxy streams bodies")
-			}
-			// HTTP/2
-			if s.h2.MaxConcurrentStreams != c.streams || s.h2.MaxReadFrameSize != c.fsiz || s.h2.IdleTimeout != c.idle {
-				t.Errorf("http2.Server %+v", s.h2)
+			if h2c.MaxConcurrentStreams != c.streams || h2c.MaxFrameSize != c.fsiz || h2c.IdleTimeout != c.idle ||
+				h2c.MaxHeaderListSize != uint32(c.mhb+320) || h2c.PrefaceTimeout != c.rht {
+				t.Errorf("h2.Config %+v", h2c)
 			}
 			// HTTP/3
 			q := s.h3.QUICConfig

@@ -233,9 +233,9 @@ type streamResult struct {
 	body     int
 	data     []byte
 	trailers map[string]string
-	ended  bool
-	reset  http2.ErrCode
-	wasRst bool
+	ended    bool
+	reset    http2.ErrCode
+	wasRst   bool
 }
 
 // readUntil reads frames, answering PINGs and SETTINGS, until done says

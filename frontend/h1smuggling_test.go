@@ -2,7 +2,6 @@ package frontend
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -13,14 +12,17 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"hoplite/frontend/internal/h1"
 )
 
 // Request smuggling and framing on HTTP/1.x (RFC 9112 §2.2, §5.1, §5.2,
-// §6.1, §6.3, §7.1, §11.2). Each case runs twice against a real net/http
-// server on loopback: once without the guard, to pin what net/http does by
-// itself (the column "alone"), and once with it. Where the two differ the
-// guard closes a gap, and the "alone" run is the proof that the guarded
-// test would fail without it.
+// §6.1, §6.3, §7.1, §11.2), through hoplite's own HTTP/1.x engine
+// (frontend/internal/h1) on loopback. Every case is sent in one write and
+// also cut into reads of 1 and 7 bytes: the answer must not depend on how
+// the bytes arrive. The "net/http" column records what net/http's server,
+// which hoplite used before, answers by itself; where it differs from
+// "want", it is a gap the engine's parser closes.
 
 // h1Outcome is what the client saw for one raw request.
 type h1Outcome struct {
@@ -51,12 +53,11 @@ const (
 type h1Case struct {
 	name string
 	req  string
-	// alone is net/http's own answer; guarded is the answer with the
-	// guard. 501 may become 400 when the head is split over reads (a
-	// refusal after part of the head reached net/http is always 400).
-	alone, guarded h1Outcome
-	// wantCalls is how many requests reach the handler with the guard:
-	// zero for a refused head, one for a body that fails.
+	// netHTTP is net/http's own answer (for the record); want is the
+	// engine's.
+	netHTTP, want h1Outcome
+	// wantCalls is how many requests reach the handler: zero for a
+	// refused head, one for a body that fails.
 	wantCalls int
 }
 
@@ -147,15 +148,15 @@ var h1Cases = []h1Case{
 	{"post-chunked-trailer", chunkedH + "5;ext=1\r\nhello\r\n0\r\nX-T: a\r\n\r\n", accepted, accepted, 1},
 }
 
-// h1TestServer is a net/http server on loopback, with or without the
-// guard, whose reads can be cut into pieces of at most split bytes.
+// h1TestServer serves the h1 engine on loopback; its reads can be cut
+// into pieces of at most split bytes.
 type h1TestServer struct {
 	addr string
 	mu   sync.Mutex
 	reqs []string // "METHOD PATH body" of each request the handler saw
 }
 
-func startH1TestServer(t *testing.T, guard bool, split int) *h1TestServer {
+func startH1TestServer(t *testing.T, split int) *h1TestServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -166,27 +167,43 @@ func startH1TestServer(t *testing.T, guard bool, split int) *h1TestServer {
 	if split > 0 {
 		l = splitListener{l, split}
 	}
-	if guard {
-		l = guardListener{l, 0}
-	}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body, err := io.ReadAll(r.Body)
-			s.mu.Lock()
-			s.reqs = append(s.reqs, fmt.Sprintf("%s %s %q", r.Method, r.URL.Path, body))
-			s.mu.Unlock()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		s.mu.Lock()
+		s.reqs = append(s.reqs, fmt.Sprintf("%s %s %q", r.Method, r.URL.Path, body))
+		s.mu.Unlock()
+		if err != nil {
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	cfg := &h1.Config{ReadHeaderTimeout: waitLimit}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []*h1.Conn
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
 			if err != nil {
-				w.WriteHeader(http.StatusUnprocessableEntity)
 				return
 			}
-			io.WriteString(w, "ok")
-		}),
-		ReadHeaderTimeout: waitLimit,
-		ErrorLog:          nil,
-	}
-	srv.SetKeepAlivesEnabled(true)
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
+			hc := h1.NewConn(c, h, cfg)
+			mu.Lock()
+			conns = append(conns, hc)
+			mu.Unlock()
+			wg.Go(hc.Serve)
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	return s
 }
 
@@ -258,41 +275,16 @@ func (s *h1TestServer) do(t *testing.T, raw string) h1Outcome {
 	}
 }
 
-// TestH1GuardNetHTTPAlone pins what net/http does without the guard: the
-// gaps the guard closes are the cases where this differs from
-// TestH1GuardSmuggling.
-func TestH1GuardNetHTTPAlone(t *testing.T) {
-	s := startH1TestServer(t, false, 0)
-	for _, tc := range h1Cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := s.do(t, tc.req); got != tc.alone {
-				t.Errorf("net/http alone: %v, recorded as %v (net/http changed?)", got, tc.alone)
-			}
-		})
-	}
-	// The HTTP/1.0 case was served twice: the smuggled request reached the
-	// handler.
-	if seen := strings.Join(s.seen(), "\n"); !strings.Contains(seen, "GET /smuggled") {
-		t.Errorf("net/http alone did not serve the request smuggled after Transfer-Encoding in HTTP/1.0; handler saw:\n%s", seen)
-	}
-}
-
-// TestH1GuardSmuggling runs every case through the guard, with the
-// request arriving in one read, and cut into reads of 1 and 7 bytes (heads
-// spanning reads take the guard's other path).
-func TestH1GuardSmuggling(t *testing.T) {
+// TestH1Smuggling runs every case in one read and cut into reads of 1 and
+// 7 bytes.
+func TestH1Smuggling(t *testing.T) {
 	for _, split := range []int{0, 1, 7} {
-		s := startH1TestServer(t, true, split)
+		s := startH1TestServer(t, split)
 		for _, tc := range h1Cases {
 			t.Run(fmt.Sprintf("%s/split-%d", tc.name, split), func(t *testing.T) {
 				before := len(s.seen())
-				got := s.do(t, tc.req)
-				want := tc.guarded
-				if split > 0 && want == refused51 && got == refused {
-					want = refused // the head reached net/http in parts
-				}
-				if got != want {
-					t.Errorf("guarded: %v, want %v", got, want)
+				if got := s.do(t, tc.req); got != tc.want {
+					t.Errorf("got %v, want %v (net/http alone: %v)", got, tc.want, tc.netHTTP)
 				}
 				calls := s.seen()[before:]
 				if len(calls) != tc.wantCalls {
@@ -303,13 +295,13 @@ func TestH1GuardSmuggling(t *testing.T) {
 	}
 }
 
-// TestH1GuardPipelining: pipelined requests of every framing pass, in
+// TestH1Pipelining: pipelined requests of every framing pass, in
 // order, with their bodies; a bad request after good ones is refused
 // after their responses, and nothing after it is served.
-func TestH1GuardPipelining(t *testing.T) {
+func TestH1Pipelining(t *testing.T) {
 	for _, split := range []int{0, 1, 5} {
 		t.Run(fmt.Sprintf("split-%d", split), func(t *testing.T) {
-			s := startH1TestServer(t, true, split)
+			s := startH1TestServer(t, split)
 			stream := "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n" +
 				"POST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
 				"POST /3 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n" +
@@ -347,10 +339,9 @@ func TestH1GuardPipelining(t *testing.T) {
 	}
 }
 
-// TestH1GuardLargeHead: a head over the limit is net/http's 431, as
-// without the guard.
-func TestH1GuardLargeHead(t *testing.T) {
-	s := startH1TestServer(t, true, 0)
+// TestH1LargeHead: a head over the limit gets 431.
+func TestH1LargeHead(t *testing.T) {
+	s := startH1TestServer(t, 0)
 	big := "GET /p HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", http.DefaultMaxHeaderBytes+10000) + "\r\n\r\n"
 	if got := s.do(t, big); got.status != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("oversized head: %v, want 431", got)
@@ -358,163 +349,4 @@ func TestH1GuardLargeHead(t *testing.T) {
 	if n := len(s.seen()); n != 0 {
 		t.Errorf("the handler saw %d requests", n)
 	}
-}
-
-// fakeConn hands out msg over and over, one read at a time.
-type fakeConn struct {
-	net.Conn
-	msg []byte
-	off int
-}
-
-func (c *fakeConn) Read(p []byte) (int, error) {
-	n := copy(p, c.msg[c.off:])
-	c.off = (c.off + n) % len(c.msg)
-	return n, nil
-}
-
-// guardBench reads msg through the guard b.N times, as net/http's 4 KiB
-// bufio.Reader would.
-func guardBench(b *testing.B, msg string) {
-	g := newH1Guard(&fakeConn{msg: []byte(msg)}, 0)
-	buf := make([]byte, 4096)
-	b.SetBytes(int64(len(msg)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		for got := 0; got < len(msg); {
-			n, err := g.Read(buf)
-			if err != nil {
-				b.Fatal(err)
-			}
-			got += n
-		}
-	}
-	if gg := g.(*h1Guard); gg.state != gHead || len(gg.shadow) != 0 {
-		b.Fatalf("guard ended in state %d", gg.state)
-	}
-}
-
-// A typical browser GET head (about 500 bytes).
-const benchGET = "GET /assets/app.js?v=123 HTTP/1.1\r\n" +
-	"Host: www.example.com\r\n" +
-	"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36\r\n" +
-	"Accept: */*\r\n" +
-	"Accept-Encoding: gzip, deflate, br\r\n" +
-	"Accept-Language: en-US,en;q=0.9\r\n" +
-	"Cookie: session=0123456789abcdef0123456789abcdef; theme=dark\r\n" +
-	"Referer: https://www.example.com/\r\n" +
-	"Sec-Fetch-Mode: no-cors\r\n" +
-	"Connection: keep-alive\r\n\r\n"
-
-func BenchmarkH1GuardGET(b *testing.B) { guardBench(b, benchGET) }
-
-func BenchmarkH1GuardChunkedPOST(b *testing.B) {
-	var body bytes.Buffer
-	for range 4 {
-		fmt.Fprintf(&body, "400\r\n%s\r\n", bytes.Repeat([]byte("x"), 0x400))
-	}
-	body.WriteString("0\r\n\r\n")
-	guardBench(b, "POST /upload HTTP/1.1\r\nHost: www.example.com\r\nContent-Type: application/octet-stream\r\n"+
-		"Transfer-Encoding: chunked\r\n\r\n"+body.String())
-}
-
-func BenchmarkH1GuardNone(b *testing.B) {
-	// The same GET through the bare connection, for comparison.
-	c := &fakeConn{msg: []byte(benchGET)}
-	buf := make([]byte, 4096)
-	b.ReportAllocs()
-	for range b.N {
-		c.Read(buf)
-	}
-}
-
-// chunkConn hands out data in reads of at most n bytes, then io.EOF.
-type chunkConn struct {
-	net.Conn
-	data []byte
-	n    int
-}
-
-func (c *chunkConn) Read(p []byte) (int, error) {
-	if len(c.data) == 0 {
-		return 0, io.EOF
-	}
-	k := min(len(p), c.n, len(c.data))
-	copy(p, c.data[:k])
-	c.data = c.data[k:]
-	return k, nil
-}
-
-// FuzzH1Guard: whatever the bytes and however they are cut into reads, the
-// guard hands out a prefix of them unchanged, followed by nothing (all
-// good), a refusal, or junk; a refused head never goes out whole, however
-// the reads were cut; and body framing is judged the same way whatever
-// the cut.
-func FuzzH1Guard(f *testing.F) {
-	for _, tc := range h1Cases {
-		f.Add([]byte(tc.req), uint8(0))
-		f.Add([]byte(tc.req+tc.req), uint8(3))
-	}
-	f.Add([]byte(benchGET+benchGET), uint8(1))
-	f.Fuzz(func(t *testing.T, data []byte, split uint8) {
-		if len(data) > 64<<10 {
-			return
-		}
-		run := func(n int) []byte {
-			g := newH1Guard(&chunkConn{data: append([]byte(nil), data...), n: n}, 0)
-			var out []byte
-			buf := make([]byte, 4096)
-			for range 100000 {
-				k, err := g.Read(buf)
-				out = append(out, buf[:k]...)
-				if err != nil || len(out) > len(data)+2*len(bodyJunk)+maxJunk {
-					break
-				}
-			}
-			return out
-		}
-		// check returns how many input bytes went out unchanged, and what
-		// followed them.
-		check := func(out []byte) (int, string) {
-			if bytes.Equal(out, data) {
-				return len(data), "none"
-			}
-			for _, m := range []struct {
-				name   string
-				marker []byte
-			}{{"400", refusal400}, {"501", refusal501}, {"headJunk", headJunk}} {
-				k := len(out) - len(m.marker)
-				if k >= 0 && bytes.HasSuffix(out, m.marker) && k <= len(data) && bytes.Equal(out[:k], data[:k]) {
-					return k, m.name
-				}
-			}
-			k := 0
-			for k < len(out) && k < len(data) && out[k] == data[k] {
-				k++
-			}
-			rest := out[k:]
-			if len(rest) == 0 || bytes.Trim(rest, "\x00\r\n") != nil && len(bytes.Trim(rest, "\x00\r\n")) > 0 {
-				t.Fatalf("output is not a prefix of the input plus a refusal or junk: prefix %d of %d, then %q", k, len(data), rest[:min(len(rest), 40)])
-			}
-			return k, "bodyJunk"
-		}
-		kw, what := check(run(len(data) + 1))
-		kn, _ := check(run(int(split%16) + 1))
-		switch what {
-		case "400", "501":
-			// Cut into small reads, the first bytes of the refused head
-			// may go out (then headJunk), but never its final empty line:
-			// net/http never has the whole refused head.
-			g := &h1Guard{}
-			if end, found := g.findHeadEnd(data[kw:]); found && kn >= kw+end {
-				t.Fatalf("cut into reads, %d bytes passed, the whole refused head (%d..%d)", kn, kw, kw+end)
-			}
-		case "bodyJunk", "none":
-			// Bodies are followed byte by byte: the cut does not matter.
-			if kn != kw {
-				t.Fatalf("cut into reads, %d bytes passed; in one read %d (%s)", kn, kw, what)
-			}
-		}
-	})
 }
