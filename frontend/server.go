@@ -470,10 +470,14 @@ func (s *Server) drain(ctx context.Context) {
 }
 
 // drainEngines drains the TCP listeners served by hoplite's own engines:
-// it closes the listeners, runs the RegisterOnShutdown hooks, asks every
-// connection to finish (connSet.drainAll) and waits until all have ended or
+// it asks every connection to finish (connSet.drainAll), closes the
+// listeners, runs the RegisterOnShutdown hooks and waits until all have ended or
 // ctx is done.
 func (s *Server) drainEngines(ctx context.Context) error {
+	// Connections are told first, then the listeners close: once the
+	// serve loops have stopped, every response still to come already
+	// knows it is the last (HTTP/1.x "Connection: close").
+	s.eng.set.drainAll()
 	_ = s.tcpLn.Close()
 	if s.plainLn != nil {
 		_ = s.plainLn.Close()
@@ -481,7 +485,6 @@ func (s *Server) drainEngines(ctx context.Context) error {
 	for _, f := range s.onShutdown {
 		go f()
 	}
-	s.eng.set.drainAll()
 	done := make(chan struct{})
 	go func() {
 		s.eng.set.wait()
