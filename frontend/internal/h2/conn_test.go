@@ -611,3 +611,24 @@ func TestRequestTrailers(t *testing.T) {
 		t.Errorf("got status %q body %q trailers %v; want 200, the request trailer t1 echoed, and trailer x-out: t2", r.status, r.data, r.trailers)
 	}
 }
+
+// TestDataAfterClientReset: DATA on a stream the client reset is a stream
+// error STREAM_CLOSED (RFC 9113 §5.1), whether or not its handler is still
+// running.
+func TestDataAfterClientReset(t *testing.T) {
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release })
+	s := startServer(t, Config{}, h, nil)
+	defer close(release)
+	c := dialRaw(t, s)
+	c.headers(1, false, ":method", "POST", ":scheme", "http", ":authority", "test", ":path", "/p")
+	c.write(func(fr *http2.Framer) error { return fr.WriteRSTStream(1, http2.ErrCodeCancel) })
+	c.write(func(fr *http2.Framer) error { return fr.WriteData(1, true, []byte("late")) })
+	res, _, err := c.readUntil(allEnded(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res[1]; !r.wasRst || r.reset != http2.ErrCodeStreamClosed {
+		t.Errorf("DATA after RST_STREAM: %+v, want RST_STREAM(STREAM_CLOSED)", *r)
+	}
+}

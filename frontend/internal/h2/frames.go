@@ -145,10 +145,11 @@ func (c *Conn) processReset(f *http2.RSTStreamFrame) error {
 	}
 	st.abort(errStreamReset)
 	c.closeUnlessRunning(st)
-	// Nothing more goes out on the stream, not even our own RST_STREAM
-	// (§5.1: closed). Lock order: mu, then wmu.
+	// Nothing more goes out on the stream but, should the client send on
+	// it again, one RST_STREAM(STREAM_CLOSED) (§5.1: closed). Lock order:
+	// mu, then wmu.
 	c.wmu.Lock()
-	st.wclosed, st.rstSent = true, true
+	st.wclosed = true
 	c.wmu.Unlock()
 	return nil
 }
@@ -193,7 +194,9 @@ func (c *Conn) processData(f *http2.DataFrame) error {
 		// Reset, its handler still running: the data is discarded.
 		// After our RST_STREAM, frames in flight are ignored (§5.1).
 		c.returnConn(length)
+		c.wmu.Lock() // lock order: mu, then wmu
 		sent := st.rstSent
+		c.wmu.Unlock()
 		c.mu.Unlock()
 		if sent {
 			c.flushWindowUpdates()

@@ -152,6 +152,9 @@ func (w *responseWriter) sendHeld(end bool) error {
 
 // end completes the response after the handler returned.
 func (w *responseWriter) end() {
+	if w.st.aborted() {
+		return // reset, or the connection is gone: nothing to complete
+	}
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -184,6 +187,9 @@ func (w *responseWriter) end() {
 // abort resets the stream: the handler panicked, or the response could not
 // be completed. The client must not take a cut response for a whole one.
 func (w *responseWriter) abort() {
+	if w.st.aborted() {
+		return // already reset, or the connection is gone
+	}
 	c := w.st.c
 	if c.resetStream(w.st.id, http2.ErrCodeInternal) {
 		c.Close()

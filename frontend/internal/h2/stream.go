@@ -37,7 +37,7 @@ type stream struct {
 
 	// Guarded by c.wmu:
 	wclosed bool // END_STREAM or RST_STREAM sent: nothing more goes out
-	rstSent bool // RST_STREAM sent or received: no RST_STREAM goes out
+	rstSent bool // RST_STREAM sent: later frames in flight are ignored (§5.1)
 
 	// The handler's (set by Serve before the handler starts):
 	req    http.Request
@@ -122,6 +122,13 @@ func (st *stream) receiveTrailers(f *http2.MetaHeadersFrame) error {
 	st.endRemote()
 	st.cond.Broadcast()
 	return nil
+}
+
+// aborted reports whether the stream ended early (abort).
+func (st *stream) aborted() bool {
+	st.c.mu.Lock()
+	defer st.c.mu.Unlock()
+	return st.err != nil
 }
 
 // endRemote: the client has sent END_STREAM. Called with c.mu held.
