@@ -123,13 +123,6 @@ func (s *connSet) remove(c engineConn) {
 	s.mu.Unlock()
 }
 
-// isDraining reports whether drainAll has been called.
-func (s *connSet) isDraining() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.draining
-}
-
 // drainAll marks the set draining and asks every member to drain.
 func (s *connSet) drainAll() {
 	s.mu.Lock()
@@ -166,9 +159,3 @@ func (s *connSet) wait() {
 	s.mu.Unlock()
 }
 
-// len is the number of live connections.
-func (s *connSet) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}

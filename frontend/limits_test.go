@@ -53,7 +53,7 @@ func TestClientKey(t *testing.T) {
 func TestIPLimiter(t *testing.T) {
 	l := newIPLimiter(2)
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	if !l.acquire(a) || !l.acquire(a) || l.acquire(a) || !l.acquire(b) {
+	if a1, a2, a3, b1 := l.acquire(a), l.acquire(a), l.acquire(a), l.acquire(b); !a1 || !a2 || a3 || !b1 {
 		t.Fatal("acquire: want two for a, then refused, and b apart")
 	}
 	l.release(a)

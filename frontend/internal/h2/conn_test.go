@@ -2,8 +2,6 @@ package h2
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -97,13 +95,9 @@ func connectionSpecific(name, value string) bool {
 }
 
 func (s *server) client() *http.Client {
-	return &http.Client{Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}}
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true) // prior knowledge, as the engine is served here
+	return &http.Client{Transport: &http.Transport{Protocols: &protos}}
 }
 
 func (s *server) url(path string) string { return "http://" + s.ln.Addr().String() + path }

@@ -50,10 +50,7 @@ type stream struct {
 // Errors a handler's reads and writes see. A request whose stream was
 // reset may be retried by the client only if it was refused; these are
 // not refusals.
-var (
-	errStreamReset = errors.New("h2: stream reset")
-	errBodyTooLong = errors.New("h2: request body longer than its Content-Length")
-)
+var errStreamReset = errors.New("h2: stream reset")
 
 // newStream returns a stream for id. Streams are not pooled: a request's
 // body may be closed by the upstream side after the handler has returned
