@@ -134,6 +134,9 @@ func NewConn(nc net.Conn, h http.Handler, cfg *Config) *Conn {
 	return c
 }
 
+// idleBufferKeep is how much write buffer an idle connection keeps.
+const idleBufferKeep = 8 << 10
+
 // The protocol's fixed numbers (RFC 9113 §6.5.2, §6.9.2, §5.1.1).
 const (
 	initialWindow    = 65535
@@ -203,7 +206,7 @@ func (c *Conn) serve() error {
 		if err := c.processFrame(f); err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
-				if c.resetStream(se.StreamID, se.Code) {
+				if c.clientStreamError(se) {
 					return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 				}
 				continue
@@ -245,7 +248,7 @@ func (c *Conn) streamReadError(se http2.StreamError) error {
 		c.maxClientID = se.StreamID
 	}
 	c.mu.Unlock()
-	if c.resetStream(se.StreamID, se.Code) {
+	if c.clientStreamError(se) {
 		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 	}
 	return nil
@@ -272,6 +275,10 @@ func (c *Conn) shutdown(err error) {
 		c.lingerClose()
 	}
 	c.mu.Lock()
+	// Ending by our own choice (drain, idle, a connection error): what is
+	// queued still goes out. Ending because the client went away: it
+	// would only wait for the write-stall deadline.
+	graceful := c.closing || errors.As(err, &ce)
 	c.closing = true
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
@@ -284,10 +291,11 @@ func (c *Conn) shutdown(err error) {
 	}
 	c.mu.Unlock()
 	c.cancel()
-	// What is queued goes out (bounded by the write-stall deadline); a
-	// handler blocked in write(2) is released by the close below, so close
-	// first, then wait.
-	c.flushAndWait()
+	// A handler blocked in write(2) is released by the close below, so
+	// close first, then wait for the handlers.
+	if graceful {
+		c.flushAndWait()
+	}
 	_ = c.nc.Close()
 	c.wmu.Lock()
 	if c.werr == nil {
@@ -386,6 +394,13 @@ func (c *Conn) armIdle() {
 	if len(c.streams) != 0 || c.closing {
 		return
 	}
+	// An idle connection gives back write buffers a burst grew (lock
+	// order: mu, then wmu).
+	c.wmu.Lock()
+	if !c.flushing && len(c.wbuf) == 0 && cap(c.wbuf)+cap(c.spare) > idleBufferKeep {
+		c.wbuf, c.spare = nil, nil
+	}
+	c.wmu.Unlock()
 	if c.idleTimer == nil {
 		c.idleTimer = time.AfterFunc(c.cfg.IdleTimeout, c.onIdle)
 		return

@@ -463,6 +463,7 @@ func TestMalformedRequests(t *testing.T) {
 		{":scheme", "http", ":authority", "test", ":path", "/bad"},
 		append(base[:6:6], ":path", "/bad", "host", "other"),
 		append(base[:6:6], ":path", "/bad", "content-length", "x"),
+		append(base[:6:6], ":path", "/bad", "content-length", "+0"),
 		{":method", "CONNECT", ":authority", "test", ":path", "/bad"},
 		append(base[:6:6], ":path", "/bad", ":protocol", "websocket"),
 	}
@@ -624,5 +625,24 @@ func TestDataAfterClientReset(t *testing.T) {
 	}
 	if r := res[1]; !r.wasRst || r.reset != http2.ErrCodeStreamClosed {
 		t.Errorf("DATA after RST_STREAM: %+v, want RST_STREAM(STREAM_CLOSED)", *r)
+	}
+}
+
+// TestMalformedFlood: requests the engine must refuse count against
+// MaxResets (CVE-2019-9514); past it the connection ends with
+// GOAWAY(ENHANCE_YOUR_CALM). Refused streams over the concurrency limit do
+// not count.
+func TestMalformedFlood(t *testing.T) {
+	s := startServer(t, Config{MaxResets: 10, FloodWindow: time.Hour}, http.HandlerFunc(echoHandler), nil)
+	c := dialRaw(t, s)
+	for i := range 11 {
+		c.get(uint32(2*i+1), "/bad", "connection", "close")
+	}
+	_, ga, err := c.readUntil(func(_ map[uint32]*streamResult, ga *http2.GoAwayFrame) bool { return ga != nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ga.ErrCode != http2.ErrCodeEnhanceYourCalm {
+		t.Errorf("GOAWAY %v, want ENHANCE_YOUR_CALM", ga.ErrCode)
 	}
 }

@@ -249,7 +249,15 @@ func (c *Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if st := c.streams[id]; st != nil {
 		defer c.mu.Unlock()
 		if st.err != nil {
-			// Reset: closed as far as the client is concerned (§5.1).
+			c.wmu.Lock() // lock order: mu, then wmu
+			ours := st.rstSent
+			c.wmu.Unlock()
+			if ours {
+				// Frames in flight after our RST_STREAM are ignored
+				// (§5.1); the Framer has kept the HPACK state.
+				return nil
+			}
+			// After the client's own RST_STREAM (§5.1: closed).
 			return http2.ConnectionError(http2.ErrCodeStreamClosed)
 		}
 		if st.remoteClosed {
@@ -300,11 +308,9 @@ func (c *Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	return nil
 }
 
-// resetStream sends RST_STREAM for a stream error and closes the stream
-// here. It reports whether the client has now caused more stream errors
-// than the flood limit allows (every reset costs a frame and, often, a
-// decoded header block: CVE-2019-9514).
-func (c *Conn) resetStream(id uint32, code http2.ErrCode) bool {
+// resetStream sends RST_STREAM and closes the stream here (or, while its
+// handler runs, once it returns).
+func (c *Conn) resetStream(id uint32, code http2.ErrCode) {
 	c.mu.Lock()
 	st := c.streams[id]
 	if st != nil {
@@ -318,7 +324,7 @@ func (c *Conn) resetStream(id uint32, code http2.ErrCode) bool {
 		// stream we had closed), but goes once.
 		if st.rstSent {
 			c.wmu.Unlock()
-			return false
+			return
 		}
 		st.rstSent, st.wclosed = true, true
 	}
@@ -327,5 +333,14 @@ func (c *Conn) resetStream(id uint32, code http2.ErrCode) bool {
 	} else {
 		c.flushLocked()
 	}
-	return code != http2.ErrCodeNo && c.flood.resets.hit(c.cfg.FloodWindow)
+}
+
+// clientStreamError answers a stream error the client caused with
+// RST_STREAM, and reports whether the client has now caused more of them
+// than the flood limit allows: each costs a frame and, often, a decoded
+// header block (reset flood, CVE-2019-9514). REFUSED_STREAM is not counted:
+// a client may meet the stream limit in good faith.
+func (c *Conn) clientStreamError(se http2.StreamError) bool {
+	c.resetStream(se.StreamID, se.Code)
+	return se.Code != http2.ErrCodeRefusedStream && c.flood.resets.hit(c.cfg.FloodWindow)
 }

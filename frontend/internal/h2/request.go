@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"golang.org/x/net/http2"
@@ -84,8 +83,9 @@ func (st *stream) buildRequest(f *http2.MetaHeadersFrame) error {
 				return bad
 			}
 		case "content-length":
-			n, err := strconv.ParseInt(hf.Value, 10, 64)
-			if err != nil || n < 0 || st.declaredLen >= 0 && n != st.declaredLen {
+			// 1*DIGIT (RFC 9110 §8.6): no sign, no list.
+			n, ok := parseLength(hf.Value)
+			if !ok || st.declaredLen >= 0 && n != st.declaredLen {
 				return bad
 			}
 			st.declaredLen = n
@@ -159,6 +159,23 @@ func (st *stream) buildRequest(f *http2.MetaHeadersFrame) error {
 	}
 	st.rw.reset(st, method == http.MethodHead)
 	return nil
+}
+
+// parseLength parses a Content-Length value: digits only, at most 18 of
+// them (no overflow).
+func parseLength(v string) (int64, bool) {
+	if v == "" || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // canonCache maps lower-case field names to their canonical HTTP/1.1

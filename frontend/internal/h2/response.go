@@ -190,10 +190,7 @@ func (w *responseWriter) abort() {
 	if w.st.aborted() {
 		return // already reset, or the connection is gone
 	}
-	c := w.st.c
-	if c.resetStream(w.st.id, http2.ErrCodeInternal) {
-		c.Close()
-	}
+	w.st.c.resetStream(w.st.id, http2.ErrCodeInternal)
 }
 
 // collectTrailers returns the trailer fields to send: those the Trailer

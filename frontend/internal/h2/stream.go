@@ -302,9 +302,7 @@ func (st *stream) finish() {
 	}
 	c.mu.Unlock()
 	if stillSending {
-		if c.resetStream(st.id, http2.ErrCodeNo) {
-			c.Close()
-		}
+		c.resetStream(st.id, http2.ErrCodeNo)
 	}
 	st.cancel()
 	c.flushWindowUpdates()
