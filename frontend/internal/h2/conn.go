@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -50,6 +51,7 @@ type Conn struct {
 	// The flood counters and the handlers in flight belong to Serve.
 	flood    *frameCounter
 	handlers sync.WaitGroup
+	running  atomic.Int32 // handlers running now (write.go reads it)
 
 	mu sync.Mutex
 	// Guarded by mu:

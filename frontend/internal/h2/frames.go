@@ -304,6 +304,7 @@ func (c *Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	c.mu.Unlock()
 	c.handlers.Add(1)
+	c.running.Add(1)
 	goWork(st.serve)
 	return nil
 }

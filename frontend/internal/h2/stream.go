@@ -273,6 +273,7 @@ func (b *requestBody) Close() error {
 func (st *stream) serve() {
 	c := st.c
 	defer c.handlers.Done()
+	defer c.running.Add(-1)
 	panicked := true
 	defer func() {
 		if panicked {

@@ -2,6 +2,7 @@ package h2
 
 import (
 	"errors"
+	"runtime"
 
 	"golang.org/x/net/http2"
 )
@@ -14,7 +15,10 @@ import (
 // until none are left. So frames that become ready together (a response's
 // HEADERS and DATA, the answers of many streams finishing at once) leave in
 // one write(2), and no goroutine waits for a writer goroutine or a channel.
-// A goroutine that appends while another flushes returns at once, unless
+// Before its first write(2) the flusher yields the processor once if
+// other handlers of the connection are running, so that responses ready
+// at nearly the same moment share it. A goroutine that appends while
+// another flushes returns at once, unless
 // the buffer already holds maxBuffered bytes: then it waits for the
 // flusher (a client that does not read holds its senders, and the
 // connection's write-stall deadline ends it).
@@ -87,6 +91,15 @@ func (c *Conn) flushLocked() {
 		return
 	}
 	c.flushing = true
+	if c.running.Load() > 1 {
+		// Other streams' handlers are running: let those that are
+		// runnable append their frames first, so that they leave in the
+		// same TLS record and write(2). This costs one scheduling round,
+		// never a timer.
+		c.wmu.Unlock()
+		runtime.Gosched()
+		c.wmu.Lock()
+	}
 	for len(c.wbuf) > 0 && c.werr == nil {
 		buf := c.wbuf
 		c.wbuf, c.spare = c.spare[:0], nil
