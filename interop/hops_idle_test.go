@@ -37,7 +37,8 @@ func TestHopIdleTimeoutZeroFailures(t *testing.T) {
 		name   string
 		script originScript
 	}{
-		// The origin announces its timeout: hoplite stops reusing at N-1s.
+		// The origin announces its timeout: hoplite stops reusing at
+		// N less min(hint_margin, N/4): 1.5s for timeout=2.
 		{"keep-alive-hint", originScript{idleTimeout: idle, keepAlive: "timeout=2"}},
 		// The origin says nothing: hoplite's default backend
 		// configuration (no idle or margin settings) must learn N from the
@@ -165,7 +166,7 @@ func TestHopIdleTimeoutZeroFailures(t *testing.T) {
 			}
 			switch tc.name {
 			case "keep-alive-hint":
-				// Every idle connection goes at N-1s by the hint; the
+				// Every idle connection goes at 1.5s by the hint; the
 				// origin never has to close one.
 				if r.OriginHint == 0 {
 					t.Errorf("no connection retired by the origin's Keep-Alive hint")

@@ -371,7 +371,8 @@ func TestHopRawOrigins(t *testing.T) {
 	// (a) The origin closes connections idle for exactly 2s and says
 	// nothing about it. hoplite sees the FIN on the idle connection (the
 	// 250ms liveness sweep), learns 2s, and from then on stops reusing a
-	// connection idle for the learned timeout less hint_margin (1s).
+	// connection idle for the learned timeout less hint_margin (1s, but at
+	// most a quarter of the timeout: 0.5s here).
 	t.Run("idle-close-no-hint", func(t *testing.T) {
 		t.Parallel()
 		o, h, c := setup(t, originScript{idleTimeout: 2 * time.Second})
@@ -389,9 +390,10 @@ func TestHopRawOrigins(t *testing.T) {
 		expectOrigin(t, c, h.url("/a/2"), "POST", 2, 1)
 		time.Sleep(300 * time.Millisecond)
 		expectOrigin(t, c, h.url("/a/3"), "GET", 2, 2) // reused within the learned window
-		// Idle 1.7s: past learned (2s..2.25s) less the 1s margin, short of
-		// the origin's 2s. hoplite must retire it, not race the origin.
-		time.Sleep(1700 * time.Millisecond)
+		// Idle 1.8s: past learned (2s..2.25s) less its quarter (1.5s..1.69s),
+		// short of the origin's 2s. hoplite must retire it, not race the
+		// origin.
+		time.Sleep(1800 * time.Millisecond)
 		expectOrigin(t, c, h.url("/a/4"), "POST", 3, 1)
 		s = h.serverStats(t, "app")
 		t.Logf("idle close at 2s, no hint: %v; origin: %d idle closes, %d closes by hoplite", s, o.idleCloses.Load(), o.peerCloses.Load())
