@@ -158,4 +158,3 @@ func (s *connSet) wait() {
 	}
 	s.mu.Unlock()
 }
-

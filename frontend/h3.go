@@ -21,8 +21,8 @@ const (
 	// §4.2) and clients add a grease stream or two (§6.2.3). quic-go's
 	// default is 100, each of them a goroutine and buffers on our side.
 	quicMaxUniStreams = 16
-	// Flow control windows: per stream, what x/net's HTTP/2 server allows
-	// (1 MiB, MaxUploadBufferPerStream's default); per connection quic-go's
+	// Flow control windows: per stream up to 1 MiB (quic-go grows it from
+	// 512 KiB as the round trip demands); per connection quic-go's
 	// auto-tuning may grow to 4 MiB (its own default is 15 MiB). They bound
 	// what a client can make us buffer for a slow origin.
 	quicInitialStreamWindow = 512 << 10

@@ -68,15 +68,17 @@ type Config struct {
 	Logger *slog.Logger
 	// MalformedField reports whether a request field makes an HTTP/2 or
 	// HTTP/3 request malformed (RFC 9113 §8.2.2, RFC 9114 §4.2); nil
-	// disables the HTTP/2 shim's check. It gets the field name as sent on
-	// the wire (lower case; pseudo-header fields are not passed) and the
+	// disables the HTTP/2 engine's check. It gets the field name as sent
+	// on the wire (lower case; pseudo-header fields are not passed) and the
 	// value, for the fields of every HTTP/2 request and trailer block; it
 	// must be safe for concurrent use. An HTTP/2 request with such a field
 	// is answered RST_STREAM(PROTOCOL_ERROR) and never reaches the handler
-	// (h2shim.go).
+	// (frontend/internal/h2, request.go); response fields it refuses are
+	// not sent.
 	MalformedField func(name, value string) bool
 
-	// Limits against floods and slow clients (limits.go, h2shim.go; the
+	// Limits against floods and slow clients (limits.go,
+	// frontend/internal/h2/flood.go; the
 	// full table with the tests that pin each one is docs/limits.md).
 
 	// MaxConnsPerIP caps the open connections from one client address: an
@@ -93,16 +95,15 @@ type Config struct {
 	// HTTP/2) when one write to it, at most a TLS record, makes no
 	// complete progress for this long: a client that stops reading (slow
 	// read) is dropped, a slow but reading client and long healthy streams
-	// are not, because each write gets a fresh deadline. HTTP/2 also gets
-	// it as x/net's WriteByteTimeout. Zero means 60s (nginx's
-	// send_timeout); negative means none.
+	// are not, because each write gets a fresh deadline. Zero means 60s
+	// (nginx's send_timeout); negative means none.
 	WriteStallTimeout time.Duration
 	// H2FloodWindow is the window over which the HTTP/2 flood limits
 	// below count frames. Zero means 10s.
 	H2FloodWindow time.Duration
 	// H2MaxResets caps RST_STREAM frames from a client (HTTP/2 rapid
-	// reset, CVE-2023-44487), together with requests made malformed by
-	// MalformedField, which x/net resets (reset flood, CVE-2019-9514), per
+	// reset, CVE-2023-44487), together with the stream errors a client
+	// causes, malformed requests among them (reset flood, CVE-2019-9514), per
 	// H2FloodWindow. Over it the connection ends with
 	// GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113 §10.5). Zero means 1000;
 	// negative means no limit.
@@ -115,10 +116,9 @@ type Config struct {
 	H2MaxControlFrames int
 	// H2MaxEmptyFrames caps frames that carry nothing useful per
 	// H2FloodWindow: DATA without data or END_STREAM (CVE-2019-9518),
-	// empty HEADERS (each one a stream x/net resets), CONTINUATION with an
-	// empty fragment and no END_HEADERS (the CONTINUATION flood,
-	// CVE-2024-27316 family, which x/net does not bound when the frames
-	// are empty), and frames of unknown type. Zero means 1000; negative
+	// empty HEADERS, CONTINUATION with an empty fragment and no
+	// END_HEADERS (the CONTINUATION flood, CVE-2024-27316 family), and
+	// frames of unknown type. Zero means 1000; negative
 	// means no limit.
 	H2MaxEmptyFrames int
 }
