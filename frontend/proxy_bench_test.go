@@ -104,15 +104,7 @@ func BenchmarkProxyH1GET(b *testing.B) {
 			b.Fatalf("status %d", resp.StatusCode)
 		}
 	}
-	roundTrip()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		roundTrip()
-	}
-	b.StopTimer()
-	client.Close()
-	<-done
+	pingPong(b, roundTrip, client, done)
 }
 
 // BenchmarkProxyH2GET: one GET without a body per iteration on one HTTP/2
@@ -192,6 +184,12 @@ func BenchmarkProxyH2GET(b *testing.B) {
 			}
 		}
 	}
+	pingPong(b, roundTrip, client, done)
+}
+
+// pingPong warms the path with one round trip, measures b.N more, then
+// closes the client and waits for the engine to end.
+func pingPong(b *testing.B, roundTrip func(), client net.Conn, done <-chan struct{}) {
 	roundTrip()
 	b.ReportAllocs()
 	b.ResetTimer()
