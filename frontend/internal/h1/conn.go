@@ -294,10 +294,15 @@ func (c *Conn) runHandler(req *http.Request) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.closeAfter = true
-			if v != http.ErrAbortHandler {
-				c.cfg.log.Error("h1: handler panic", "remote", c.remoteAddr, "method", req.Method,
-					"target", req.RequestURI, "panic", v, "stack", string(debug.Stack()))
+			if v == http.ErrAbortHandler {
+				// The handler's way of saying the response is cut short
+				// (as net/http reads it): the connection closes with
+				// nothing more, so the client cannot take what it got
+				// for a whole response.
+				return
 			}
+			c.cfg.log.Error("h1: handler panic", "remote", c.remoteAddr, "method", req.Method,
+				"target", req.RequestURI, "panic", v, "stack", string(debug.Stack()))
 			if !c.resp.committed && c.resp.err == nil {
 				c.writeError(&headError{500, "handler failed"})
 			}

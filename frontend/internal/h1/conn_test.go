@@ -460,3 +460,26 @@ func TestClose(t *testing.T) {
 	tc.sc.Close()
 	tc.expectEOF(t)
 }
+
+// TestAbortHandler: a handler that panics with http.ErrAbortHandler
+// before its response went out leaves the client nothing but the close:
+// not a status it would take for the response; any other panic before the
+// response gets 500.
+func TestAbortHandler(t *testing.T) {
+	abort := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Partial", "1")
+		_, _ = io.WriteString(w, "partial")
+		panic(http.ErrAbortHandler)
+	})
+	tc := serveTCP(t, abort, nil, nil)
+	tc.send(t, get11)
+	tc.expectEOF(t)
+
+	crash := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic("bug") })
+	tc = serveTCP(t, crash, nil, nil)
+	tc.send(t, get11)
+	resp, err := http.ReadResponse(tc.br, nil)
+	if err != nil || resp.StatusCode != 500 {
+		t.Fatalf("a panicking handler: %v, %v; want 500", resp, err)
+	}
+}
