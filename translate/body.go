@@ -42,7 +42,7 @@ func copyBody(w http.ResponseWriter, src io.Reader) error {
 
 // copyTrailers passes the origin's trailer fields on, after the content.
 // http.TrailerPrefix declares them whether or not the origin announced
-// them in a Trailer field; net/http, x/net/http2 and quic-go/http3 all
+// them in a Trailer field; the frontend's engines and quic-go/http3 all
 // honour it. Hop-by-hop fields are not trailers anyone may forward.
 func copyTrailers(dst, trailer http.Header) {
 	if len(trailer) == 0 {
@@ -60,8 +60,9 @@ func copyTrailers(dst, trailer http.Header) {
 // request of unknown length has any content.
 const probeWait = 50 * time.Millisecond
 
-// readDeadliner is implemented by the response writers of net/http, x/net
-// http2 and quic-go http3.
+// readDeadliner is implemented by quic-go http3's response writer (the
+// frontend's HTTP/1.x and HTTP/2 engines tell an empty request body apart
+// by themselves).
 type readDeadliner interface{ SetReadDeadline(time.Time) error }
 
 // requestContent returns the upstream request's content and length, as the
@@ -129,7 +130,8 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 // trailerSync passes on the downstream request's trailer fields when its
 // content ends, the moment servers fill them in. It reads them through the
 // request, not a map kept from before: quic-go's HTTP/3 server stores them
-// in a new map then, while net/http and x/net fill the one they announced.
+// in a new map then, and so does the frontend's HTTP/2 engine when none was
+// announced.
 type trailerSync struct {
 	io.ReadCloser
 	src  *http.Request

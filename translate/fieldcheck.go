@@ -17,9 +17,10 @@ import (
 // such a request malformed; RFC 9113 §8.1.1 and RFC 9114 §4.1.2 forbid an
 // intermediary to forward it.
 //
-// What the protocol stacks already refuse: x/net/http2 refuses names that
-// are empty, upper case or not tokens, values with CR, LF, NUL or other
-// CTLs, and bad pseudo-header fields; quic-go/http3 the same
+// What the protocol stacks already refuse: x/net/http2's Framer (which the
+// frontend's HTTP/2 engine reads with) refuses names that are empty, upper
+// case or not tokens, values with CR, LF, NUL or other CTLs, and bad
+// pseudo-header fields; quic-go/http3 the same
 // (validateHeaderFieldNameAndValue, parseHeaders). Neither refuses a value
 // with leading or trailing SP or HTAB (RFC 9113 §8.2.1: "A field value
 // MUST NOT start or end with an ASCII whitespace character"). MalformedField
@@ -33,7 +34,7 @@ import (
 // CR, LF, NUL or another CTL but HTAB, or with leading or trailing SP or
 // HTAB (RFC 9113 §8.2.1, RFC 9110 §5.5). name is as sent on the wire;
 // pseudo-header fields are not passed. It is frontend.Config.MalformedField
-// for the HTTP/2 read shim, and safe for concurrent use.
+// for the HTTP/2 engine, and safe for concurrent use.
 func MalformedField(name, value string) bool {
 	if !validWireName(name) || !validValue(value) {
 		return true
@@ -71,13 +72,13 @@ func validValue(v string) bool {
 // checkRequest runs before anything else in Handler.ServeHTTP. It answers
 // an HTTP/2 or HTTP/3 request with a malformed field (the name and value
 // rules of MalformedField) with 400 and reports that it did; the request then never reaches a backend.
-// HTTP/2 requests meet the same check earlier, in the frontend's read shim
-// (a stream error); this is the check for HTTP/3, where quic-go passes
-// surrounding whitespace through, and a second line for HTTP/2. Names here
-// are canonicalised by the server (net/http's Header), so only their
+// HTTP/2 requests meet the same check earlier, in the frontend's HTTP/2
+// engine (a stream error); this is the check for HTTP/3, where quic-go
+// passes surrounding whitespace through, and a second line for HTTP/2.
+// Names here are canonicalised by the server (http.Header), so only their
 // syntax, not their case, can be checked; the servers refuse upper case on
 // the wire themselves. HTTP/1.x requests are checked by the frontend's
-// framing guard and net/http.
+// HTTP/1.x engine, whose parser refuses what this would.
 func checkRequest(w http.ResponseWriter, r *http.Request) bool {
 	if r.ProtoMajor < 2 || !malformedHeader(r.Header) {
 		return false
@@ -90,10 +91,10 @@ func checkRequest(w http.ResponseWriter, r *http.Request) bool {
 
 // malformedHeader checks what the HTTP/2 and HTTP/3 servers leave through
 // (surrounding whitespace) and what they should not (CTLs, names that are
-// not tokens). Connection-specific fields are the servers' and the shim's
-// to refuse; any that got this far are removed as hop-by-hop fields.
-// Pseudo-header fields that a server surfaces in the header (x/net puts
-// ":protocol" there for extended CONNECT) are not fields.
+// not tokens). Connection-specific fields are the servers' to refuse; any
+// that got this far are removed as hop-by-hop fields. Pseudo-header fields
+// that a server surfaces in the header (":protocol" of an extended
+// CONNECT) are not fields.
 func malformedHeader(h http.Header) bool {
 	for k, vv := range h {
 		if k == "" {

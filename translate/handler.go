@@ -117,7 +117,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := copyBody(w, resp.Body); err != nil {
 		h.log.Debug("response cut short", "method", r.Method, "uri", r.RequestURI, "backend", rt.name, "err", err)
-		// The standard way to tell net/http, x/net/http2 and quic-go/http3
+		// The standard way to tell the frontend's engines and quic-go/http3
 		// that the response is incomplete: the server recovers it silently
 		// and aborts the connection or stream.
 		panic(http.ErrAbortHandler)
