@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
+	"time"
 )
 
 // The request body: Content-Length or chunked (RFC 9112 §6.3, §7.1),
@@ -44,8 +46,15 @@ const (
 	bsDone                       // read to its end
 )
 
-// body is the request body; one per connection, reused.
+// body is the request body; one per connection, reused. The handler gets
+// a bodyHandle, not the body: an http.RoundTripper may read or close a
+// request body on a goroutine of its own, even after the handler returned
+// (backend's request writer does), so every access takes mu and checks
+// that the handle's request is still the current one.
 type body struct {
+	mu  sync.Mutex // guards every field below, and c.rd while a handler runs
+	gen uint32     // the current request's handle generation
+
 	c         *Conn
 	state     bodyState
 	remaining int64
@@ -57,18 +66,80 @@ type body struct {
 	req            *http.Request
 }
 
-func (b *body) reset(c *Conn, req *http.Request, h *reqHead) {
-	*b = body{c: c, req: req, continueWanted: h.expect100 && h.minor >= 1}
-	if h.chunked {
+// reset makes b the body of req and returns the handler's handle to it
+// (nil: req has no body).
+func (b *body) reset(c *Conn, req *http.Request, h *reqHead) *bodyHandle {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gen++
+	b.c, b.req = c, req
+	b.err, b.closed, b.continueSent = nil, false, false
+	b.continueWanted = h.expect100 && h.minor >= 1
+	b.remaining = 0
+	switch {
+	case h.chunked:
 		b.state = bsChunkLine
-	} else {
+	case h.contentLength > 0:
 		b.state, b.remaining = bsLength, h.contentLength
+	default:
+		b.state, b.err = bsDone, io.EOF
+		return nil
 	}
+	return &bodyHandle{b: b, gen: b.gen}
+}
+
+// end cuts every handle off once the handler has returned, and reports
+// whether the body is the engine's alone again. If a Read is in progress
+// on another goroutine, the read deadline ends it; the body is then in no
+// known state and the connection must close.
+func (b *body) end() bool {
+	if b.mu.TryLock() {
+		b.gen++
+		b.mu.Unlock()
+		return true
+	}
+	_ = b.c.rwc.SetReadDeadline(time.Now())
+	b.mu.Lock()
+	b.gen++
+	if b.err == nil || b.err == io.EOF {
+		b.err = errBodyTooShort
+	}
+	b.mu.Unlock()
+	return false
+}
+
+// bodyHandle is one request's Request.Body.
+type bodyHandle struct {
+	b   *body
+	gen uint32
 }
 
 // Read reads the body. The first Read sends "100 Continue" if the client
 // asked for it and the response has not started (RFC 9110 §10.1.1).
-func (b *body) Read(p []byte) (int, error) {
+func (h *bodyHandle) Read(p []byte) (int, error) {
+	b := h.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if h.gen != b.gen {
+		return 0, errBodyClosed
+	}
+	return b.readLocked(p)
+}
+
+// Close marks the body closed; what is left is drained (or the
+// connection closed) after the handler returns.
+func (h *bodyHandle) Close() error {
+	b := h.b
+	b.mu.Lock()
+	if h.gen == b.gen {
+		b.closed = true
+	}
+	b.mu.Unlock()
+	return nil
+}
+
+// readLocked reads the body for the handler. Called with b.mu held.
+func (b *body) readLocked(p []byte) (int, error) {
 	if b.closed {
 		return 0, errBodyClosed
 	}
@@ -80,18 +151,16 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	if b.continueWanted {
 		b.continueWanted = false
-		if !b.c.resp.committed {
-			b.continueSent = true
-			if err := b.c.resp.writeContinue(); err != nil {
-				b.err = err
-				return 0, err
-			}
+		sent, err := b.c.resp.writeContinue()
+		b.continueSent = sent
+		if err != nil {
+			b.err = err
+			return 0, err
 		}
 	}
+	// A failed read is sticky; the engine sees it in finish and closes
+	// the connection.
 	n, err := b.read(p)
-	if err != nil && err != io.EOF {
-		b.c.closeAfter = true
-	}
 	b.err = err
 	if err == nil {
 		return n, nil
@@ -235,13 +304,6 @@ func (b *body) readTrailers() error {
 		}
 		b.req.Trailer[key] = append(b.req.Trailer[key], b.c.str(value))
 	}
-}
-
-// Close marks the body closed; what is left is drained (or the
-// connection closed) after the handler returns.
-func (b *body) Close() error {
-	b.closed = true
-	return nil
 }
 
 // finish reads what the handler left of the body, up to maxDrain, and

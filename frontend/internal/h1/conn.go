@@ -29,6 +29,9 @@ type Conn struct {
 	closed bool      // guarded by mu: Close was called, or Serve ended
 	// draining is set by Drain (under mu, read without it at commit).
 	draining atomic.Bool
+	// wmu serialises writes to rwc, and guards resp.committed for
+	// writeContinue, which may run on a goroutine reading the body.
+	wmu sync.Mutex
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -310,6 +313,9 @@ func (c *Conn) runHandler(req *http.Request) {
 		}
 	}()
 	c.h.ServeHTTP(&c.resp, req)
+	if req.Body != http.NoBody && !c.body.end() {
+		c.closeAfter = true
+	}
 	c.resp.finish()
 }
 
@@ -404,11 +410,9 @@ func (c *Conn) buildRequest(head []byte) (*http.Request, *headError) {
 			}
 		}
 	}
-	if h.chunked || h.contentLength > 0 {
-		c.body.reset(c, req, h)
-		req.Body = &c.body
+	if bh := c.body.reset(c, req, h); bh != nil {
+		req.Body = bh
 	} else {
-		c.body = body{}
 		req.Body = http.NoBody
 	}
 	return req, nil

@@ -483,3 +483,53 @@ func TestAbortHandler(t *testing.T) {
 		t.Fatalf("a panicking handler: %v, %v; want 500", resp, err)
 	}
 }
+
+// TestBodyAfterHandler: an http.RoundTripper may read or close a request
+// body on its own goroutine after the handler returned (backend's request
+// writer does). Such a late Read fails and a late Close does nothing; the
+// next request on the connection keeps its own body.
+func TestBodyAfterHandler(t *testing.T) {
+	late := make(chan io.ReadCloser, 1)
+	var mu sync.Mutex
+	var bodies []string
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/first" {
+			late <- r.Body // kept past the handler's return
+			_, _ = io.WriteString(w, "first")
+			return
+		}
+		b, err := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, fmt.Sprintf("%s %v", b, err))
+		mu.Unlock()
+		_, _ = io.WriteString(w, "second")
+	})
+	tc := serveTCP(t, h, nil, nil)
+	tc.send(t, "POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+	resp, err := http.ReadResponse(tc.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	old := <-late
+	lateDone := make(chan error, 1)
+	go func() {
+		_, err := old.Read(make([]byte, 10))
+		old.Close()
+		lateDone <- err
+	}()
+	tc.send(t, "POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nsecond")
+	if err := <-lateDone; err == nil {
+		t.Error("a Read of the first request's body after its handler returned succeeded")
+	}
+	resp, err = http.ReadResponse(tc.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) != 1 || bodies[0] != "second <nil>" {
+		t.Errorf("second request's handler read %q, want [\"second <nil>\"]", bodies)
+	}
+}

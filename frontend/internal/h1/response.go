@@ -115,10 +115,14 @@ func (w *response) writeInformational(code int) {
 		return
 	}
 	if code == http.StatusContinue {
-		if w.c.body.continueSent {
+		b := &w.c.body
+		b.mu.Lock()
+		sent := b.continueSent
+		b.continueWanted, b.continueSent = false, true
+		b.mu.Unlock()
+		if sent {
 			return
 		}
-		w.c.body.continueWanted, w.c.body.continueSent = false, true
 	}
 	b := appendStatusLine(w.hb[:0], 1, code)
 	w.keys = sortedKeys(w.keys[:0], w.header)
@@ -130,9 +134,19 @@ func (w *response) writeInformational(code int) {
 	w.writeConn(b)
 }
 
-func (w *response) writeContinue() error {
-	w.writeConn(continueLine)
-	return w.err
+// writeContinue sends "100 Continue" unless the response has begun,
+// from whichever goroutine reads the body first; it reports whether it
+// sent it. It writes under c.wmu and records a failure only in its result
+// (the body's), never in w, which is the handler's.
+func (w *response) writeContinue() (bool, error) {
+	c := w.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if w.committed {
+		return false, nil
+	}
+	_, err := c.rwc.Write(continueLine)
+	return true, err
 }
 
 var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
@@ -241,7 +255,10 @@ func (w *response) writeConn(b []byte) {
 	if w.err != nil {
 		return
 	}
-	if _, err := w.c.rwc.Write(b); err != nil {
+	w.c.wmu.Lock()
+	_, err := w.c.rwc.Write(b)
+	w.c.wmu.Unlock()
+	if err != nil {
 		// The client is gone (or stalled past the write deadline): the
 		// request's context ends, and so does the connection.
 		w.err = err
@@ -253,8 +270,10 @@ func (w *response) writeConn(b []byte) {
 // commit serialises the head in front of the pending body. final: the
 // handler has returned, so the pending body is the whole body.
 func (w *response) commit(final bool) {
-	w.committed = true
 	c, h, req := w.c, w.header, w.req
+	c.wmu.Lock() // writeContinue reads committed on the body's goroutine
+	w.committed = true
+	c.wmu.Unlock()
 	delete(h, "Transfer-Encoding") // the engine frames the body
 	if v := h["Content-Length"]; len(v) == 1 {
 		if n, ok := parseLength([]byte(v[0])); ok && w.bodyAllowed {
