@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // stream is one request and its response (RFC 9113 §5.1). Serve creates
@@ -19,21 +20,22 @@ type stream struct {
 	id uint32
 
 	// Guarded by c.mu:
-	cond         sync.Cond // on c.mu: body data, window, or the stream's end
-	sendWindow   int64     // stream-level send window (§6.9.1)
-	recvWindow   int64     // bytes the client may still send
-	recvUnacked  int       // bytes the handler consumed, not yet returned
-	remoteClosed bool      // END_STREAM received: half-closed (remote)
-	bodyClosed   bool      // the handler closed the body: DATA is discarded
-	localClosed  bool      // the handler returned and the response ended
-	gone         bool      // left c.streams
-	running      bool      // the handler has not returned
-	err          error     // why the stream ended early; reads and writes fail with it
-	body         []byte    // received DATA, not yet read by the handler
-	bodyOff      int       // read offset in body
-	declaredLen  int64     // Content-Length, or -1
-	receivedLen  int64     // DATA bytes received
-	wantContinue bool      // Expect: 100-continue, not answered yet
+	cond         sync.Cond           // on c.mu: body data, window, or the stream's end
+	sendWindow   int64               // stream-level send window (§6.9.1)
+	recvWindow   int64               // bytes the client may still send
+	recvUnacked  int                 // bytes the handler consumed, not yet returned
+	remoteClosed bool                // END_STREAM received: half-closed (remote)
+	bodyClosed   bool                // the handler closed the body: DATA is discarded
+	localClosed  bool                // the handler returned and the response ended
+	gone         bool                // left c.streams
+	running      bool                // the handler has not returned
+	err          error               // why the stream ended early; reads and writes fail with it
+	body         []byte              // received DATA, not yet read by the handler
+	bodyOff      int                 // read offset in body
+	declaredLen  int64               // Content-Length, or -1
+	receivedLen  int64               // DATA bytes received
+	wantContinue bool                // Expect: 100-continue, not answered yet
+	trailers     []hpack.HeaderField // received, canonical names; moved to req.Trailer at EOF
 
 	// Guarded by c.wmu:
 	wclosed bool // END_STREAM or RST_STREAM sent: nothing more goes out
@@ -108,12 +110,12 @@ func (st *stream) receiveTrailers(f *http2.MetaHeadersFrame) error {
 		}
 	}
 	if st.err == nil {
-		if st.req.Trailer == nil {
-			st.req.Trailer = make(http.Header)
-		}
+		// Kept here, and put in Request.Trailer by the body Read that
+		// returns io.EOF: the goroutine reading the body (the handler's,
+		// or a RoundTripper's writer) is the one that may look at them
+		// then, as with net/http.
 		for _, hf := range f.RegularFields() {
-			k := st.c.canon.get(hf.Name)
-			st.req.Trailer[k] = append(st.req.Trailer[k], hf.Value)
+			st.trailers = append(st.trailers, hpack.HeaderField{Name: st.c.canon.get(hf.Name), Value: hf.Value})
 		}
 	}
 	st.endRemote()
@@ -245,9 +247,20 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	err := st.err
+	trailers := st.trailers
+	st.trailers = nil
 	c.mu.Unlock()
 	if err != nil {
 		return 0, err
+	}
+	if len(trailers) > 0 {
+		r := &st.req
+		if r.Trailer == nil {
+			r.Trailer = make(http.Header, len(trailers))
+		}
+		for _, f := range trailers {
+			r.Trailer[f.Name] = append(r.Trailer[f.Name], f.Value)
+		}
 	}
 	return 0, io.EOF
 }
