@@ -116,7 +116,7 @@ func (w *responseWriter) Flush() {
 			return
 		}
 	}
-	w.st.c.flushAndWait()
+	w.st.c.flush()
 }
 
 // commit sends the final HEADERS. end: with END_STREAM.
@@ -181,7 +181,7 @@ func (w *responseWriter) end() {
 		w.abort()
 		return
 	}
-	w.st.c.flushAndWait()
+	w.st.c.flush()
 }
 
 // abort resets the stream: the handler panicked, or the response could not
@@ -290,8 +290,8 @@ func (st *stream) sendData(p []byte, end bool) error {
 		for st.err == nil && !c.closing && len(p) > 0 && (st.sendWindow <= 0 || c.sendWindow <= 0) {
 			c.mu.Unlock()
 			// What is buffered must reach the client before it can
-			// answer with WINDOW_UPDATE.
-			c.flushAndWait()
+			// answer with WINDOW_UPDATE (an active flusher writes it).
+			c.flush()
 			c.mu.Lock()
 			if st.err == nil && !c.closing && (st.sendWindow <= 0 || c.sendWindow <= 0) {
 				st.cond.Wait()

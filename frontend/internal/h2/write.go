@@ -122,6 +122,14 @@ func (c *Conn) flushLocked() {
 	c.wmu.Unlock()
 }
 
+// flush sends what is buffered, or leaves it to the goroutine already
+// writing: its loop goes on until the buffer is empty. A handler never
+// waits for other streams' writes.
+func (c *Conn) flush() {
+	c.wmu.Lock()
+	c.flushLocked()
+}
+
 // flushAndWait returns once every frame appended so far has been written
 // (or writing has failed).
 func (c *Conn) flushAndWait() {
