@@ -646,3 +646,30 @@ func TestMalformedFlood(t *testing.T) {
 		t.Errorf("GOAWAY %v, want ENHANCE_YOUR_CALM", ga.ErrCode)
 	}
 }
+
+// TestClosedStreamDataReturnsWindow: DATA the client sends on a stream
+// already closed still comes back as connection-level window (RFC 9113
+// §6.9: it counted against the connection), so it cannot starve the
+// connection's other streams.
+func TestClosedStreamDataReturnsWindow(t *testing.T) {
+	s := startServer(t, Config{}, http.HandlerFunc(echoHandler), nil)
+	c := dialRaw(t, s)
+	c.get(1, "/x")
+	if _, _, err := c.readUntil(allEnded(1)); err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 16<<10)
+	for range 40 { // 640 KiB: past half the 1 MiB connection window
+		c.write(func(fr *http2.Framer) error { return fr.WriteData(1, false, chunk) })
+	}
+	var got uint32
+	for got < 512<<10 {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d bytes of connection window back: %v", got, err)
+		}
+		if wu, ok := f.(*http2.WindowUpdateFrame); ok && wu.StreamID == 0 {
+			got += wu.Increment
+		}
+	}
+}

@@ -175,6 +175,10 @@ func (c *Conn) idle(id uint32) bool {
 // processData takes a DATA frame's payload into its stream's body buffer,
 // under both flow-control windows (§6.9).
 func (c *Conn) processData(f *http2.DataFrame) error {
+	// Whatever happens to the frame, the connection-level window it used
+	// comes back in due course: data for closed or failed streams too,
+	// else such frames would close the connection's window on the others.
+	defer c.flushWindowUpdates()
 	id := f.StreamID
 	data := f.Data()
 	// The whole frame counts against the windows, padding included
@@ -199,7 +203,6 @@ func (c *Conn) processData(f *http2.DataFrame) error {
 		c.wmu.Unlock()
 		c.mu.Unlock()
 		if sent {
-			c.flushWindowUpdates()
 			return nil
 		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
@@ -231,7 +234,6 @@ func (c *Conn) processData(f *http2.DataFrame) error {
 		return err
 	}
 	c.mu.Unlock()
-	c.flushWindowUpdates()
 	return nil
 }
 

@@ -404,17 +404,26 @@ func (c *Conn) writeTooLarge(id uint32, ended bool) {
 	const body = "431 request header fields too large\n"
 	c.mu.Lock()
 	maxFrame := c.peerMaxFrame
-	c.sendWindow -= int64(len(body)) // within any stream's first 65,535 bytes
+	// The body fits any new stream's window; the connection's may be
+	// spent, and then the answer goes without it.
+	withBody := c.sendWindow >= int64(len(body))
+	if withBody {
+		c.sendWindow -= int64(len(body))
+	}
 	c.mu.Unlock()
 	c.wmu.Lock()
 	err := c.appendLocked(nil, func(fr *http2.Framer) error {
 		_ = c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: "431"})
-		_ = c.enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "text/plain; charset=utf-8"})
-		_ = c.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(body))})
-		if err := c.appendHeaders(id, false, maxFrame); err != nil {
+		if withBody {
+			_ = c.enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "text/plain; charset=utf-8"})
+			_ = c.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(body))})
+		}
+		if err := c.appendHeaders(id, !withBody, maxFrame); err != nil {
 			return err
 		}
-		c.appendData(id, []byte(body), true)
+		if withBody {
+			c.appendData(id, []byte(body), true)
+		}
 		if !ended {
 			return fr.WriteRSTStream(id, http2.ErrCodeNo)
 		}
