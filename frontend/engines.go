@@ -95,14 +95,16 @@ func (e *engines) acceptLoop(ln net.Listener, tlsConf *tls.Config, h http.Handle
 				sc.serve(h1.NewConn(c, h, &e.h1Plain))
 				return
 			}
-			e.serveTLS(sc, tls.Server(c, tlsConf), h, s)
+			bc := &batchConn{Conn: c}
+			e.serveTLS(sc, batchedTLS{tls.Server(bc, tlsConf), bc}, h, s)
 		}()
 	}
 }
 
 // serveTLS completes the handshake of tc and runs the engine its ALPN
-// protocol names.
-func (e *engines) serveTLS(sc *acceptedConn, tc *tls.Conn, h http.Handler, s *Server) {
+// protocol names. tc batches the TLS records of each engine write into one
+// write(2) (batch.go).
+func (e *engines) serveTLS(sc *acceptedConn, tc batchedTLS, h http.Handler, s *Server) {
 	timeout := s.cfg.ReadHeaderTimeout
 	_ = tc.SetDeadline(time.Now().Add(timeout))
 	if err := tc.Handshake(); err != nil {

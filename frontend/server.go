@@ -92,8 +92,9 @@ type Config struct {
 	// 1024; negative means no limit.
 	MaxConnsPerIP int
 	// WriteStallTimeout closes a TCP client connection (HTTP/1.1 and
-	// HTTP/2) when one write to it, at most a TLS record, makes no
-	// complete progress for this long: a client that stops reading (slow
+	// HTTP/2) when one write to it (one engine write: a batch of HTTP/2
+	// frames or a piece of an HTTP/1.x response, tens of KiB, in one
+	// write(2): batch.go) makes no complete progress for this long: a client that stops reading (slow
 	// read) is dropped, a slow but reading client and long healthy streams
 	// are not, because each write gets a fresh deadline. Zero means 60s
 	// (nginx's send_timeout); negative means none.

@@ -20,7 +20,7 @@ import (
 // Conn serves one downstream HTTP/1.x connection.
 type Conn struct {
 	rwc net.Conn
-	tc  *tls.Conn // rwc, when it is TLS
+	tc  tlsConn // rwc, when it is TLS
 	h   http.Handler
 	cfg config
 
@@ -56,6 +56,14 @@ type Conn struct {
 	scratch    []byte
 }
 
+// tlsConn is what the engine uses of a TLS connection: a *tls.Conn, or a
+// type that embeds one (frontend's write batching).
+type tlsConn interface {
+	ConnectionState() tls.ConnectionState
+	NetConn() net.Conn
+	CloseWrite() error
+}
+
 type connState uint8
 
 const (
@@ -68,7 +76,7 @@ const (
 // plain TCP conn) with handler h. It reads nothing.
 func NewConn(c net.Conn, h http.Handler, cfg *Config) *Conn {
 	cc := &Conn{rwc: c, h: h, cfg: newConfig(cfg)}
-	cc.tc, _ = c.(*tls.Conn)
+	cc.tc, _ = c.(tlsConn)
 	cc.rd.conn = c
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, c.LocalAddr())
 	cc.ctx, cc.cancel = context.WithCancel(ctx)
