@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"hoplite/frontend/internal/target"
 )
 
 // Conn serves one downstream HTTP/1.x connection.
@@ -433,40 +435,16 @@ var (
 
 // parseTarget sets c.url from the request-target (url.ParseRequestURI's
 // semantics), with a fast path for the usual origin-form.
-func (c *Conn) parseTarget(method, target string) *headError {
-	if method == http.MethodConnect && target[0] != '/' {
+func (c *Conn) parseTarget(method, t string) *headError {
+	if method == http.MethodConnect && t[0] != '/' {
 		// RFC 9112 §3.2.3: authority-form. net/http: URL{Host: target}.
-		c.url.Host = target
+		c.url.Host = t
 		return nil
 	}
-	if target[0] == '/' {
-		path, query, hasQuery := strings.Cut(target, "?")
-		if plainPath(path) && (!hasQuery || query != "" || strings.Count(target, "?") > 1) {
-			c.url.Path, c.url.RawQuery = path, query
-			return nil
-		}
-	}
-	u, err := url.ParseRequestURI(target)
-	if err != nil {
+	if target.Parse(t, &c.url) != nil {
 		return refuse("malformed request-target")
 	}
-	c.url = *u
 	return nil
-}
-
-// plainPath: a path url.ParseRequestURI leaves as it is (no escapes, and
-// nothing that would make it set RawPath).
-func plainPath(p string) bool {
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("-_.~$&+,/:;=@", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // reader is the connection's read buffer. The array comes from a pool

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http2"
+
+	"hoplite/frontend/internal/target"
 )
 
 // requestURL holds the request's URL, reused with its stream.
@@ -64,9 +66,13 @@ func (st *stream) buildRequest(f *http2.MetaHeadersFrame) error {
 		}
 	}
 
-	reqHeader := make(http.Header, len(f.Fields))
+	regular := f.RegularFields()
+	reqHeader := make(http.Header, len(regular))
+	// One backing array for the values: a field's slice is a
+	// capacity-limited window of it, so a repeated name appends elsewhere.
+	vals := make([]string, 0, len(regular))
 	var cookies []string
-	for _, hf := range f.RegularFields() {
+	for _, hf := range regular {
 		if c.malformed(hf.Name, hf.Value) {
 			return bad
 		}
@@ -95,7 +101,12 @@ func (st *stream) buildRequest(f *http2.MetaHeadersFrame) error {
 			}
 		}
 		k := c.canon.get(hf.Name)
-		reqHeader[k] = append(reqHeader[k], hf.Value)
+		if prev, ok := reqHeader[k]; ok {
+			reqHeader[k] = append(prev, hf.Value)
+			continue
+		}
+		vals = append(vals, hf.Value)
+		reqHeader[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	if len(cookies) > 0 {
 		reqHeader["Cookie"] = []string{strings.Join(cookies, "; ")}
@@ -113,12 +124,8 @@ func (st *stream) buildRequest(f *http2.MetaHeadersFrame) error {
 	if method == http.MethodConnect && protocol == "" {
 		u.Host = authority
 		path = authority
-	} else {
-		parsed, err := url.ParseRequestURI(path)
-		if err != nil {
-			return bad
-		}
-		*u = *parsed
+	} else if target.Parse(path, u) != nil {
+		return bad
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	*r = http.Request{
