@@ -298,7 +298,7 @@ func (c *Conn) shutdown(err error) {
 	if graceful {
 		c.flushAndWait()
 	}
-	_ = c.nc.Close()
+	c.closeSocket()
 	c.wmu.Lock()
 	if c.werr == nil {
 		c.werr = errConnClosed
@@ -331,6 +331,17 @@ func (c *Conn) Close() {
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
+	c.closeSocket()
+}
+
+// closeSocket closes the connection below TLS, if any: tls.Conn.Close
+// would first write close_notify, which a stalled client can hold for
+// seconds. RFC 9113 §6.8's GOAWAY is the connection's goodbye.
+func (c *Conn) closeSocket() {
+	if tc, ok := c.nc.(interface{ NetConn() net.Conn }); ok {
+		_ = tc.NetConn().Close()
+		return
+	}
 	_ = c.nc.Close()
 }
 
@@ -353,7 +364,9 @@ func (c *Conn) Drain() {
 	c.goAway = goAwayFirst
 	c.drainTimer = time.AfterFunc(time.Second, c.finalGoAway)
 	c.mu.Unlock()
-	c.writeFrame(func(fr *http2.Framer) error {
+	// On a goroutine of its own: the caller drains every connection in
+	// turn, and this one's socket may be stalled until the write deadline.
+	go c.writeFrame(func(fr *http2.Framer) error {
 		if err := fr.WriteGoAway(maxStreamID, http2.ErrCodeNo, nil); err != nil {
 			return err
 		}
