@@ -227,6 +227,7 @@ type streamResult struct {
 	body     int
 	data     []byte
 	trailers map[string]string
+	interim  []string // 1xx statuses
 	ended    bool
 	reset    http2.ErrCode
 	wasRst   bool
@@ -253,7 +254,9 @@ func (c *rawClient) readUntil(done func(map[uint32]*streamResult, *http2.GoAwayF
 			r := get(f.StreamID)
 			if s := f.PseudoValue("status"); s != "" && s[0] != '1' {
 				r.status = s
-			} else if s == "" {
+			} else if s != "" {
+				r.interim = append(r.interim, s)
+			} else {
 				r.trailers = map[string]string{}
 				for _, hf := range f.Fields {
 					r.trailers[hf.Name] = hf.Value
@@ -671,5 +674,44 @@ func TestClosedStreamDataReturnsWindow(t *testing.T) {
 		if wu, ok := f.(*http2.WindowUpdateFrame); ok && wu.StreamID == 0 {
 			got += wu.Increment
 		}
+	}
+}
+
+// TestExpectContinue: "100 Continue" goes when the handler first reads the
+// body (RFC 9110 §10.1.1), from the reading goroutine, and never once the
+// final response is out.
+func TestExpectContinue(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/refuse" {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			return
+		}
+		done := make(chan []byte)
+		go func() { b, _ := io.ReadAll(r.Body); done <- b }() // as a RoundTripper's writer
+		_, _ = w.Write(<-done)
+	})
+	s := startServer(t, Config{}, h, nil)
+	c := dialRaw(t, s)
+	post := func(id uint32, path string) {
+		c.headers(id, false, ":method", "POST", ":scheme", "http", ":authority", "test", ":path", path, "expect", "100-continue")
+	}
+	post(1, "/read")
+	res, _, err := c.readUntil(func(res map[uint32]*streamResult, _ *http2.GoAwayFrame) bool {
+		return res[1] != nil && len(res[1].interim) > 0
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.write(func(fr *http2.Framer) error { return fr.WriteData(1, true, []byte("body")) })
+	post(3, "/refuse")
+	more, _, err := c.readUntil(allEnded(1, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := more[1]; res[1].interim[0] != "100" || r.status != "200" || string(r.data) != "body" {
+		t.Errorf("read body: interim %v, then %+v; want 100, then 200 with the body", res[1].interim, *r)
+	}
+	if r := more[3]; r.status != "413" || len(r.interim) != 0 {
+		t.Errorf("refused without reading: %+v; want 413 and no 100", *r)
 	}
 }

@@ -61,11 +61,26 @@ func (w *responseWriter) WriteHeader(code int) {
 	w.status = code
 }
 
-// writeContinue answers Expect: 100-continue (RFC 9110 §10.1.1).
-func (w *responseWriter) writeContinue() {
-	if w.status == 0 && !w.committed {
-		w.writeHeaders(http.StatusContinue, false, true)
+// writeContinue answers Expect: 100-continue (RFC 9110 §10.1.1) unless the
+// final response has begun. It runs on whichever goroutine first reads the
+// body (a RoundTripper's writer, often), so it touches nothing of the
+// handler's: a bare ":status: 100", decided under wmu.
+func (st *stream) writeContinue() {
+	c := st.c
+	maxFrame := c.peerFrameSize()
+	c.wmu.Lock()
+	if st.finalSent {
+		c.wmu.Unlock()
+		return
 	}
+	if c.appendLocked(st, func(fr *http2.Framer) error {
+		_ = c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: "100"})
+		return c.appendHeaders(st.id, false, maxFrame)
+	}, false) != nil {
+		c.wmu.Unlock()
+		return
+	}
+	c.flushLocked()
 }
 
 // bodyAllowed: 1xx, 204 and 304 responses have no content (RFC 9110 §6.4.1).
@@ -240,6 +255,7 @@ func (w *responseWriter) writeHeaders(code int, end, flush bool) error {
 			if _, ok := w.header["Date"]; !ok {
 				_ = c.enc.WriteField(hpack.HeaderField{Name: "date", Value: httpDate()})
 			}
+			st.finalSent = true
 		}
 		return c.appendHeaders(st.id, end, maxFrame)
 	}, end)

@@ -38,8 +38,9 @@ type stream struct {
 	trailers     []hpack.HeaderField // received, canonical names; moved to req.Trailer at EOF
 
 	// Guarded by c.wmu:
-	wclosed bool // END_STREAM or RST_STREAM sent: nothing more goes out
-	rstSent bool // RST_STREAM sent: later frames in flight are ignored (§5.1)
+	wclosed   bool // END_STREAM or RST_STREAM sent: nothing more goes out
+	rstSent   bool // RST_STREAM sent: later frames in flight are ignored (§5.1)
+	finalSent bool // the final response's HEADERS are out: no 100 Continue
 
 	// The handler's (set by Serve before the handler starts):
 	req    http.Request
@@ -233,7 +234,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		// first read.
 		st.wantContinue = false
 		c.mu.Unlock()
-		st.rw.writeContinue()
+		st.writeContinue()
 		c.mu.Lock()
 	}
 	for st.bodyOff == len(st.body) && !st.remoteClosed && st.err == nil {
