@@ -1,7 +1,8 @@
 // Package h2 is hoplite's downstream HTTP/2 server connection engine
 // (RFC 9113). It uses golang.org/x/net/http2 only as a codec: http2.Framer
-// reads frames (and decodes header blocks with hpack), the engine owns
-// stream states, flow control, flood limits and the writing of frames.
+// reads and writes frames, hpack encodes and decodes fields; the engine
+// owns header blocks (headers.go), stream states, flow control, flood
+// limits and the writing of frames.
 package h2
 
 import (
@@ -21,8 +22,9 @@ type Config struct {
 	MaxFrameSize uint32
 	// MaxHeaderListSize is SETTINGS_MAX_HEADER_LIST_SIZE, counted per
 	// RFC 9113 §6.5.2 (name + value + 32 per field). A request over it gets
-	// 431; a header block fragment over twice the budget ends the
-	// connection (x/net Framer). 0 means 64 KiB + 320.
+	// 431; a CONTINUATION fragment after the list went over it, or over
+	// twice the budget left, ends the connection (headers.go). 0 means
+	// 64 KiB + 320.
 	MaxHeaderListSize uint32
 	// IdleTimeout: with no open stream for this long the connection sends
 	// GOAWAY(NO_ERROR) and closes. 0 means 2m.

@@ -19,9 +19,9 @@ import (
 //
 // Serve runs on the connection's goroutine and is its only reader: it
 // checks the client preface (RFC 9113 §3.4), sends the server's SETTINGS,
-// then reads frames with http2.Framer, which also decodes header blocks
-// (hpack) and checks frame sizes and the order of CONTINUATION frames. Each
-// frame is handled on the spot, under c.mu: stream states (§5.1), SETTINGS
+// then reads frames with http2.Framer, which checks frame sizes and the
+// order of CONTINUATION frames; header blocks are decoded as their frames
+// arrive (headers.go). Each frame is handled on the spot, under c.mu: stream states (§5.1), SETTINGS
 // (§6.5), flow control (§6.9), the flood limits (flood.go). A request
 // whose fields pass (request.go) gets a stream and runs its handler on a
 // pooled worker goroutine (worker.go); that is the one hand-off per
@@ -46,7 +46,8 @@ type Conn struct {
 	remote string
 	ctx    context.Context // parent of every request's context
 	cancel context.CancelFunc
-	canon  canonCache // request field names: Serve only
+	canon  canonCache   // request field names: Serve only
+	hb     *headerBlock // header block decoding (headers.go): Serve only
 
 	// The flood counters and the handlers in flight belong to Serve.
 	flood    *frameCounter
@@ -129,8 +130,7 @@ func NewConn(nc net.Conn, h http.Handler, cfg *Config) *Conn {
 	}
 	c.fr = http2.NewFramer(connWriter{c}, c.flood)
 	c.fr.SetMaxReadFrameSize(c.cfg.MaxFrameSize)
-	c.fr.MaxHeaderListSize = c.cfg.MaxHeaderListSize
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(initialTableSize, nil)
+	c.hb = newHeaderBlock(c.cfg.MaxHeaderListSize)
 	c.fr.SetReuseFrames()
 	c.enc = hpack.NewEncoder(&c.encBuf)
 	return c
@@ -240,10 +240,10 @@ func (c *Conn) readError(err error) error {
 	return errEnd
 }
 
-// streamReadError handles a stream error from the Framer: a header block
-// with an invalid field or pseudo-header field (§8.1.1, §8.3). The block
-// was decoded all the same, so the HPACK state is intact and the connection
-// goes on; the stream is reset. A new stream id still counts as used.
+// streamReadError handles a stream error from the Framer (a frame of a
+// stream that is malformed by itself, such as a WINDOW_UPDATE of 0,
+// §6.9): the stream is reset and the connection goes on. A new stream id
+// still counts as used.
 func (c *Conn) streamReadError(se http2.StreamError) error {
 	c.mu.Lock()
 	if se.StreamID > c.maxClientID && se.StreamID%2 == 1 {

@@ -715,3 +715,50 @@ func TestExpectContinue(t *testing.T) {
 		t.Errorf("refused without reading: %+v; want 413 and no 100", *r)
 	}
 }
+
+// TestHeaderBlockContinuation: a request split over HEADERS and
+// CONTINUATION frames is decoded whole (RFC 9113 §4.3); CONTINUATION
+// frames after the block went over the header-list limit end the
+// connection with PROTOCOL_ERROR (the CONTINUATION flood).
+func TestHeaderBlockContinuation(t *testing.T) {
+	s := startServer(t, Config{MaxHeaderListSize: 4 << 10}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Header.Get("X-Split"))
+	}), nil)
+	c := dialRaw(t, s)
+	c.hb.Reset()
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "test"}, {":path", "/"}, {"x-split", "joined"}} {
+		_ = c.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	block := bytes.Clone(c.hb.Bytes())
+	c.write(func(fr *http2.Framer) error {
+		return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:3], EndStream: true})
+	})
+	for i := 3; i < len(block); i += 4 {
+		frag, last := block[i:min(i+4, len(block))], i+4 >= len(block)
+		c.write(func(fr *http2.Framer) error { return fr.WriteContinuation(1, last, frag) })
+	}
+	res, _, err := c.readUntil(allEnded(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res[1]; r.status != "200" || string(r.data) != "joined" {
+		t.Errorf("split block: %+v, want 200 and the split field's value", *r)
+	}
+
+	c.hb.Reset()
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "test"}, {":path", "/"}, {"x-big", strings.Repeat("b", 3000)}, {"x-big2", strings.Repeat("c", 3000)}} {
+		_ = c.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	big := bytes.Clone(c.hb.Bytes())
+	c.write(func(fr *http2.Framer) error {
+		return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: big, EndStream: true})
+	})
+	c.write(func(fr *http2.Framer) error { return fr.WriteContinuation(3, false, []byte{0x80 | 62}) })
+	_, ga, err := c.readUntil(func(_ map[uint32]*streamResult, ga *http2.GoAwayFrame) bool { return ga != nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ga.ErrCode != http2.ErrCodeProtocol {
+		t.Errorf("CONTINUATION after the limit: GOAWAY %v, want PROTOCOL_ERROR", ga.ErrCode)
+	}
+}

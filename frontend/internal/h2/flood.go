@@ -43,9 +43,9 @@ func (c *floodCount) hit(window time.Duration) bool {
 // frame boundaries of the bytes that pass (9-byte headers, then skipping
 // payloads; nothing is copied or decoded). It counts the flood kinds it can
 // tell from a frame header alone (RFC 9113 §10.5): RST_STREAM, control
-// frames, and empty HEADERS, CONTINUATION and unknown frames. It must sit
-// below the Framer because Framer.ReadMetaHeaders reads the CONTINUATION
-// frames of a header block itself, without bound when they are empty.
+// frames, and empty HEADERS, CONTINUATION and unknown frames. Below the
+// Framer it sees every frame, whatever the Framer and the engine make of
+// it.
 // Empty DATA is counted by the reader after the frame is parsed, as only
 // then is padding known. When a limit trips, the next Read returns
 // ConnectionError(ENHANCE_YOUR_CALM); the Framer hands it out of ReadFrame.

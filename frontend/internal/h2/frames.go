@@ -1,6 +1,8 @@
 package h2
 
 import (
+	"errors"
+
 	"golang.org/x/net/http2"
 )
 
@@ -9,8 +11,28 @@ import (
 // one stream, or nil.
 func (c *Conn) processFrame(f http2.Frame) error {
 	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
-		return c.processHeaders(f)
+	case *http2.HeadersFrame:
+		c.hb.begin(f)
+		if err := c.hb.write(f.HeaderBlockFragment(), false); err != nil {
+			return err
+		}
+		if !f.HeadersEnded() {
+			return nil
+		}
+		return c.endHeaders()
+	case *http2.ContinuationFrame:
+		// The Framer refuses a CONTINUATION that does not follow its
+		// HEADERS (§6.10); this is the second line.
+		if !c.hb.active || f.StreamID != c.hb.list.id {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		if err := c.hb.write(f.HeaderBlockFragment(), true); err != nil {
+			return err
+		}
+		if !f.HeadersEnded() {
+			return nil
+		}
+		return c.endHeaders()
 	case *http2.DataFrame:
 		return c.processData(f)
 	case *http2.SettingsFrame:
@@ -38,10 +60,6 @@ func (c *Conn) processFrame(f http2.Frame) error {
 		return nil
 	case *http2.PushPromiseFrame:
 		// A client cannot push (§8.4).
-		return http2.ConnectionError(http2.ErrCodeProtocol)
-	case *http2.ContinuationFrame:
-		// The Framer merges CONTINUATION into its HEADERS and refuses one
-		// out of place; one reaching here is out of place all the same.
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	// Unknown frame types are ignored (§5.5); the flood counter bounds them.
@@ -237,14 +255,32 @@ func (c *Conn) processData(f *http2.DataFrame) error {
 	return nil
 }
 
+// endHeaders hands a complete header block on. A malformed block still
+// uses its stream id (§5.1.1).
+func (c *Conn) endHeaders() error {
+	l, err := c.hb.end()
+	if err != nil {
+		var se http2.StreamError
+		if errors.As(err, &se) {
+			c.mu.Lock()
+			if se.StreamID > c.maxClientID && se.StreamID%2 == 1 && c.streams[se.StreamID] == nil {
+				c.maxClientID = se.StreamID
+			}
+			c.mu.Unlock()
+		}
+		return err
+	}
+	return c.processHeaders(l)
+}
+
 // processHeaders opens a stream for a request, or takes a request's
 // trailers (§8.1).
-func (c *Conn) processHeaders(f *http2.MetaHeadersFrame) error {
-	id := f.StreamID
+func (c *Conn) processHeaders(f *headerList) error {
+	id := f.id
 	if id%2 == 0 {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
-	if f.HasPriority() && f.Priority.StreamDep == id {
+	if f.hasPriority && f.dep == id {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
 	c.mu.Lock()
@@ -284,7 +320,7 @@ func (c *Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	c.mu.Unlock()
 
-	if f.Truncated {
+	if f.truncated {
 		// The decoded list passed SETTINGS_MAX_HEADER_LIST_SIZE (§6.5.2):
 		// answered here, the fields were never kept.
 		c.writeTooLarge(id, f.StreamEnded())

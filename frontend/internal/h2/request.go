@@ -26,7 +26,7 @@ func (c *Conn) malformed(name, value string) bool {
 // values, pseudo-header fields after regular ones, unknown, duplicate and
 // response pseudo-header fields. A malformed request is a stream error of
 // type PROTOCOL_ERROR (§8.1.1); it never reaches the handler.
-func (st *stream) buildRequest(f *http2.MetaHeadersFrame) error {
+func (st *stream) buildRequest(f *headerList) error {
 	c := st.c
 	bad := http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
 	var method, scheme, authority, path, protocol string

@@ -95,14 +95,14 @@ func (st *stream) receive(data []byte, end bool) error {
 
 // receiveTrailers takes the trailer section, which must end the stream and
 // hold no pseudo-header field (§8.1). Called with c.mu held.
-func (st *stream) receiveTrailers(f *http2.MetaHeadersFrame) error {
+func (st *stream) receiveTrailers(f *headerList) error {
 	if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
 	}
 	if st.declaredLen >= 0 && st.receivedLen != st.declaredLen {
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
 	}
-	if f.Truncated {
+	if f.truncated {
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
 	}
 	for _, hf := range f.RegularFields() {
