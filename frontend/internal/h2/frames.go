@@ -281,6 +281,11 @@ func (c *Conn) processHeaders(f *headerList) error {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	if f.hasPriority && f.dep == id {
+		// A stream cannot depend on itself (§5.3.1); a new one is used
+		// up all the same (§5.1.1).
+		c.mu.Lock()
+		c.maxClientID = max(c.maxClientID, id)
+		c.mu.Unlock()
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
 	c.mu.Lock()
@@ -292,7 +297,8 @@ func (c *Conn) processHeaders(f *headerList) error {
 			c.wmu.Unlock()
 			if ours {
 				// Frames in flight after our RST_STREAM are ignored
-				// (§5.1); the Framer has kept the HPACK state.
+				// (§5.1); the block was decoded, so the HPACK state
+				// is intact.
 				return nil
 			}
 			// After the client's own RST_STREAM (§5.1: closed).
