@@ -30,6 +30,7 @@ type engines struct {
 	set     *connSet
 }
 
+// newEngines takes the normalized Config (defaults applied).
 func newEngines(cfg Config) *engines {
 	h1c := h1.Config{
 		ReadHeaderTimeout:  cfg.ReadHeaderTimeout,
@@ -42,10 +43,6 @@ func newEngines(cfg Config) *engines {
 	plain := h1c
 	plain.KeepAliveHeader = false
 	plain.MaxRequestsPerConn = 0
-	maxHeader := cfg.MaxHeaderBytes
-	if maxHeader <= 0 {
-		maxHeader = DefaultMaxHeaderBytes
-	}
 	return &engines{
 		h1TLS:   h1c,
 		h1Plain: plain,
@@ -54,7 +51,7 @@ func newEngines(cfg Config) *engines {
 			MaxFrameSize:         cfg.MaxReadFrameSize,
 			// Room for ten fields' 32-byte overhead, which RFC 9113
 			// §6.5.2 counts and HTTP/1.1's limit does not.
-			MaxHeaderListSize: uint32(maxHeader + 10*32),
+			MaxHeaderListSize: uint32(cfg.MaxHeaderBytes + 10*32),
 			IdleTimeout:       cfg.IdleTimeout,
 			PrefaceTimeout:    cfg.ReadHeaderTimeout,
 			MalformedField:    cfg.MalformedField,

@@ -135,18 +135,14 @@ type Config struct {
 // context ends first, everything is closed at once.
 type Server struct {
 	// Read-only after New.
-	cfg     Config // normalized
-	handler http.Handler
-	log     *slog.Logger
-	tlsConf *tls.Config   // TCP listener: ALPN h2 and http/1.1 (tcpTLSConfig)
-	eng     *engines      // hoplite's own HTTP/1.x and HTTP/2 engines (engines.go)
-	h3      *http3.Server // nil when cfg.DisableHTTP3
-	h3TLS   *tls.Config   // nil when cfg.DisableHTTP3
-	h3Conns quicConns     // connections served by h3
-	// Set by Start, read-only after: the handlers of the TCP listeners.
-	tcpHandler   http.Handler
-	plainHandler http.Handler // nil when cfg.PlainAddr == ""
-	onShutdown   []func()     // RegisterOnShutdown's hooks; before Start only
+	cfg        Config // normalized
+	handler    http.Handler
+	log        *slog.Logger
+	eng        *engines      // hoplite's own HTTP/1.x and HTTP/2 engines (engines.go)
+	h3         *http3.Server // nil when cfg.DisableHTTP3
+	h3TLS      *tls.Config   // nil when cfg.DisableHTTP3
+	h3Conns    quicConns     // connections served by h3
+	onShutdown []func()      // RegisterOnShutdown's hooks; before Start only
 	// Per-address connection counts (limits.go); nil without a limit.
 	tcpLim   *ipLimiter
 	plainLim *ipLimiter
@@ -197,7 +193,6 @@ func New(cfg Config, h http.Handler) (*Server, error) {
 		cfg:           cfg,
 		handler:       h,
 		log:           cfg.Logger,
-		tlsConf:       cfg.TLSConfig, // with h2 and http/1.1 (normalize)
 		eng:           newEngines(cfg),
 		acceptStopped: make(chan struct{}),
 		h3LoopDone:    make(chan struct{}),
@@ -212,7 +207,7 @@ func New(cfg Config, h http.Handler) (*Server, error) {
 	}
 	if !cfg.DisableHTTP3 {
 		s.h3 = newHTTP3Server(cfg, h, &s.h3Conns)
-		s.h3TLS = h3TLSConfig(s.tlsConf)
+		s.h3TLS = h3TLSConfig(cfg.TLSConfig)
 	}
 	return s, nil
 }
@@ -249,7 +244,7 @@ func (s *Server) Start() error {
 		// The UDP port equals the TCP port (bind), so Alt-Svc names it.
 		tcpHandler = altSvcHandler{next: tcpHandler, value: []string{altSvcValue(tlsPort)}}
 	}
-	s.tcpHandler = tcpHandler
+	var plainHandler http.Handler // nil when cfg.PlainAddr == ""
 	if s.cfg.PlainAddr != "" {
 		h := s.cfg.PlainHandler
 		if h == nil {
@@ -261,14 +256,14 @@ func (s *Server) Start() error {
 				return errors.New("frontend: Config.PlainMiddleware returned a nil handler")
 			}
 		}
-		s.plainHandler = h
+		plainHandler = h
 	}
 
 	var loops sync.WaitGroup
 	// Per-address limit and write-stall deadline below TLS (limits.go).
 	limited := &limitListener{Listener: s.tcpLn, lim: s.tcpLim, stall: s.cfg.WriteStallTimeout}
 	loops.Go(func() {
-		s.logServeErr("https", s.tcpLn.Addr(), s.eng.acceptLoop(limited, s.tlsConf, tcpHandler, s))
+		s.logServeErr("https", s.tcpLn.Addr(), s.eng.acceptLoop(limited, s.cfg.TLSConfig, tcpHandler, s))
 	})
 	if s.h3 != nil {
 		qln, addr := s.qln, s.udp.LocalAddr()
@@ -281,7 +276,7 @@ func (s *Server) Start() error {
 	}
 	if s.plainLn != nil {
 		ln := &limitListener{Listener: s.plainLn, lim: s.plainLim, stall: s.cfg.WriteStallTimeout}
-		loops.Go(func() { s.logServeErr("http", ln.Addr(), s.eng.acceptLoop(ln, nil, s.plainHandler, s)) })
+		loops.Go(func() { s.logServeErr("http", ln.Addr(), s.eng.acceptLoop(ln, nil, plainHandler, s)) })
 	}
 	go func() {
 		loops.Wait()

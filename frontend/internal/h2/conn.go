@@ -245,11 +245,7 @@ func (c *Conn) readError(err error) error {
 // §6.9): the stream is reset and the connection goes on. A new stream id
 // still counts as used.
 func (c *Conn) streamReadError(se http2.StreamError) error {
-	c.mu.Lock()
-	if se.StreamID > c.maxClientID && se.StreamID%2 == 1 {
-		c.maxClientID = se.StreamID
-	}
-	c.mu.Unlock()
+	c.useStreamID(se.StreamID)
 	if c.clientStreamError(se) {
 		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 	}

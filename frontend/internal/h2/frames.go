@@ -183,6 +183,17 @@ func (c *Conn) closeUnlessRunning(st *stream) {
 	}
 }
 
+// useStreamID records that the client has used stream id, even for a
+// request refused or malformed: a stream id is never idle again once used
+// (§5.1.1), and later ones must be larger.
+func (c *Conn) useStreamID(id uint32) {
+	c.mu.Lock()
+	if id%2 == 1 && id > c.maxClientID {
+		c.maxClientID = id
+	}
+	c.mu.Unlock()
+}
+
 // idle reports whether id names a stream the client has not opened yet
 // (§5.1: the "idle" state). Even ids are the server's, which never opens
 // one. Called with c.mu held.
@@ -262,11 +273,7 @@ func (c *Conn) endHeaders() error {
 	if err != nil {
 		var se http2.StreamError
 		if errors.As(err, &se) {
-			c.mu.Lock()
-			if se.StreamID > c.maxClientID && se.StreamID%2 == 1 && c.streams[se.StreamID] == nil {
-				c.maxClientID = se.StreamID
-			}
-			c.mu.Unlock()
+			c.useStreamID(se.StreamID)
 		}
 		return err
 	}
@@ -283,9 +290,7 @@ func (c *Conn) processHeaders(f *headerList) error {
 	if f.hasPriority && f.dep == id {
 		// A stream cannot depend on itself (§5.3.1); a new one is used
 		// up all the same (§5.1.1).
-		c.mu.Lock()
-		c.maxClientID = max(c.maxClientID, id)
-		c.mu.Unlock()
+		c.useStreamID(id)
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
 	c.mu.Lock()

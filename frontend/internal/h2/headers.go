@@ -127,13 +127,13 @@ func (b *headerBlock) emit(hf hpack.HeaderField) {
 		b.dec.SetEmitEnabled(false)
 		return
 	}
-	if size := hf.Size(); size > b.remain {
+	size := hf.Size()
+	if size > b.remain {
 		b.dec.SetEmitEnabled(false)
 		b.list.truncated, b.remain = true, 0
 		return
-	} else {
-		b.remain -= size
 	}
+	b.remain -= size
 	if !b.regular {
 		b.list.npseudo++
 	}

@@ -4,16 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/textproto"
-	"net/url"
 	"strings"
 
 	"golang.org/x/net/http2"
 
 	"hoplite/frontend/internal/target"
 )
-
-// requestURL holds the request's URL, reused with its stream.
-type requestURL struct{ u url.URL }
 
 // malformed reports whether a request field makes the request malformed
 // (RFC 9113 §8.2.2), as Config.MalformedField decides.
@@ -119,8 +115,7 @@ func (st *stream) buildRequest(f *headerList) error {
 	}
 
 	r := &st.req
-	u := &st.reqURL.u
-	*u = url.URL{}
+	u := &st.reqURL // zero: streams are new
 	if method == http.MethodConnect && protocol == "" {
 		u.Host = authority
 		path = authority

@@ -115,11 +115,6 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (w *responseWriter) WriteString(s string) (int, error) {
-	// The hold buffer or the frame copies s; no conversion needed.
-	return w.Write([]byte(s))
-}
-
 // Flush sends the HEADERS, if not sent, and everything written.
 func (w *responseWriter) Flush() {
 	if w.status == 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -44,7 +45,7 @@ type stream struct {
 
 	// The handler's (set by Serve before the handler starts):
 	req    http.Request
-	reqURL requestURL
+	reqURL url.URL
 	cancel context.CancelFunc
 	rw     responseWriter
 	rbody  requestBody
